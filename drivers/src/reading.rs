@@ -1,0 +1,127 @@
+//! The contract between a driver and the agent.
+//!
+//! A driver captures a [`Reading`] and submits it through its [`Sink`]. Submitting returns a
+//! [`Ticket`]; awaiting the ticket yields the [`Verdict`] once the agent has durably committed
+//! the event (or failed to). A driver that can acknowledge its device (scanner OK/NG response,
+//! PLC ack register, OPC UA write) does so only after the verdict says `Committed`.
+//!
+//! Back-pressure: the sink is a bounded channel. When the queue is full under the `block`
+//! overflow policy the agent stops taking submissions, `submit` waits, and the driver stops
+//! reading its device.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// One thing a device reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// When the driver captured it (wall clock; consumers order by seq, not by this).
+    pub captured_at: SystemTime,
+    /// What was read.
+    pub kind: ReadingKind,
+    /// Values read from the device together with the code (PLC context tags, reader
+    /// read-cycle id, …), attached to the event as they are.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Reading {
+    /// A reading captured now, with no attributes.
+    pub fn now(kind: ReadingKind) -> Self {
+        Reading {
+            captured_at: SystemTime::now(),
+            kind,
+            attributes: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a device delivered, before any validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadingKind {
+    /// A code: the frame's bytes with the framing (terminator, STX/ETX) removed. The AIM
+    /// symbology identifier, if the reader sends one, is still at the front.
+    Code(Vec<u8>),
+    /// The reader reported that it could not read a code (its configured no-read string).
+    NoRead,
+    /// The device sent something that is not a well-formed frame (for example longer than the
+    /// maximum frame length). `bytes` holds what was received, truncated to the maximum; the
+    /// agent publishes it as an invalid event with `reason`.
+    Malformed { bytes: Vec<u8>, reason: String },
+}
+
+/// What the agent decided about a reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Durably committed to the queue (fsync'd) with this sequence number. `valid` is false
+    /// when the event was committed as an invalid or no-read event.
+    Committed { seq: u64, valid: bool },
+    /// A double read inside the source's dedup window, dropped by configuration. The device
+    /// may be told "accepted": the same code was committed moments before.
+    Duplicate,
+    /// Not committed (the queue failed or the agent is shutting down). Do not acknowledge the
+    /// device; it should present the code again.
+    NotCommitted { reason: String },
+}
+
+impl Verdict {
+    /// True when the device may be told that the reading is safe.
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Verdict::Committed { .. } | Verdict::Duplicate)
+    }
+}
+
+/// A reading on its way to the agent, with the channel its verdict comes back on.
+#[derive(Debug)]
+pub struct Submission {
+    pub reading: Reading,
+    pub reply: oneshot::Sender<Verdict>,
+}
+
+/// The agent has stopped accepting readings (shutting down).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the agent no longer accepts readings")]
+pub struct SinkClosed;
+
+/// Where a driver sends its readings. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    tx: mpsc::Sender<Submission>,
+}
+
+impl Sink {
+    /// A sink and the receiving end the agent reads submissions from. `capacity` bounds how
+    /// many readings may wait for processing before `submit` blocks.
+    pub fn channel(capacity: usize) -> (Sink, mpsc::Receiver<Submission>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Sink { tx }, rx)
+    }
+
+    /// Hands a reading to the agent. Waits while the agent applies back-pressure. The returned
+    /// ticket resolves to the verdict; readings of one sink are committed in submission order.
+    pub async fn submit(&self, reading: Reading) -> Result<Ticket, SinkClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Submission { reading, reply })
+            .await
+            .map_err(|_| SinkClosed)?;
+        Ok(Ticket { rx })
+    }
+}
+
+/// The promise of a verdict for one submitted reading.
+#[derive(Debug)]
+pub struct Ticket {
+    rx: oneshot::Receiver<Verdict>,
+}
+
+impl Ticket {
+    /// Waits for the verdict. If the agent dropped the reading without answering (it is
+    /// shutting down), the verdict is `NotCommitted`.
+    pub async fn verdict(self) -> Verdict {
+        self.rx.await.unwrap_or(Verdict::NotCommitted {
+            reason: "the agent stopped before committing the reading".into(),
+        })
+    }
+}

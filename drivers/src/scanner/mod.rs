@@ -1,0 +1,1 @@
+//! Scanner driver (being written).
