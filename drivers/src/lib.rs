@@ -11,9 +11,11 @@
 //! `async fn run(config, sink, shutdown)` which sends readings into the sink until shutdown. The
 //! drivers depend on nothing in the agent; the agent never reaches into a driver.
 
+pub mod backoff;
 pub mod reading;
 pub mod scanner;
 pub mod shutdown;
 
+pub use backoff::Backoff;
 pub use reading::{Reading, ReadingKind, Sink, SinkClosed, Ticket, Verdict};
 pub use shutdown::Shutdown;
