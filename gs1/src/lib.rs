@@ -32,8 +32,15 @@
 
 #![warn(missing_docs)]
 
+pub mod ai_table;
 pub mod check;
+pub mod data;
 pub mod date;
+pub mod rules;
+pub mod value;
 
+mod ai_list;
 
+pub use ai_table::{AiEntry, lookup};
 pub use check::{check_digit, has_valid_check_digit};
+pub use data::{Element, Gs1Data};
