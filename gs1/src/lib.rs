@@ -36,6 +36,8 @@ pub mod ai_table;
 pub mod check;
 pub mod data;
 pub mod date;
+pub mod element_string;
+pub mod encode;
 pub mod rules;
 pub mod value;
 
@@ -44,3 +46,5 @@ mod ai_list;
 pub use ai_table::{AiEntry, lookup};
 pub use check::{check_digit, has_valid_check_digit};
 pub use data::{Element, Gs1Data};
+pub use element_string::{GS, MAX_ELEMENTS, parse_element_string};
+pub use encode::encode;
