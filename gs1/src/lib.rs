@@ -32,7 +32,23 @@
 
 #![warn(missing_docs)]
 
+pub mod ai_table;
+pub mod aim;
 pub mod check;
+pub mod data;
+pub mod date;
+pub mod digital_link;
+pub mod element_string;
+pub mod encode;
+pub mod rules;
+pub mod value;
 
+mod ai_list;
 
+pub use ai_table::{AiEntry, lookup};
+pub use aim::{Symbology, split_aim};
 pub use check::{check_digit, has_valid_check_digit};
+pub use data::{Element, Gs1Data};
+pub use digital_link::parse_digital_link;
+pub use element_string::{GS, MAX_ELEMENTS, parse_element_string};
+pub use encode::encode;
