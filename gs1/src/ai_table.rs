@@ -7,7 +7,7 @@
 //! AIs a shop floor meets; an AI missing here is reported as unknown.
 //!
 //! AIs are prefix-free (no AI is the beginning of another), so the AI at the front of a field is
-//! found by trying its first 2, 3 and 4 digits against the table ([`match_prefix`]).
+//! found by trying its first 2, 3 and 4 digits against the table (`match_prefix`).
 
 use std::fmt;
 
