@@ -165,24 +165,29 @@ impl AiEntry {
             dl_key: None,
         }
     }
+    /// Marks the entry predefined-length.
     pub(crate) const fn pre(self) -> AiEntry {
         AiEntry {
             predefined: true,
             ..self
         }
     }
+    /// Sets the mandatory pairings.
     pub(crate) const fn req(self, req: Requirements) -> AiEntry {
         AiEntry { req, ..self }
     }
+    /// Sets the exclusive pairings.
     pub(crate) const fn ex(self, ex: &'static [&'static str]) -> AiEntry {
         AiEntry { ex, ..self }
     }
+    /// Makes the entry a Digital Link primary key with these qualifier sequences.
     pub(crate) const fn dl(self, qualifiers: Requirements) -> AiEntry {
         AiEntry {
             dl_key: Some(qualifiers),
             ..self
         }
     }
+    /// Implied decimals from the AI's last digit; one AI of the range per string.
     pub(crate) const fn decimal(self) -> AiEntry {
         AiEntry {
             decimal: true,
