@@ -52,3 +52,4 @@ pub use data::{Element, Gs1Data};
 pub use digital_link::parse_digital_link;
 pub use element_string::{GS, MAX_ELEMENTS, parse_element_string};
 pub use encode::encode;
+pub use value::is_cset82;

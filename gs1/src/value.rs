@@ -178,8 +178,9 @@ fn check(ai: &str, entry: &AiEntry, raw: &[u8], reference_year: i32) -> Result<E
     Ok(extras)
 }
 
-/// Whether `b` is in GS1 CSET 82.
-pub(crate) fn is_cset82(b: u8) -> bool {
+/// Whether `b` is in GS1 CSET 82, the character set of alphanumeric ("X") AI values:
+/// `! " % & ' ( ) * + , - . / 0-9 : ; < = > ? A-Z _ a-z`.
+pub fn is_cset82(b: u8) -> bool {
     matches!(b, b'!' | b'"' | b'%'..=b'?' | b'A'..=b'Z' | b'_' | b'a'..=b'z')
 }
 
