@@ -1,0 +1,255 @@
+//! Semantic checks of a parsed config: everything serde cannot say (ranges, references,
+//! unique ids, files that must exist). Reads the password file.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::load::Problems;
+use super::{Config, DriverConfig, Validation};
+
+/// Characters allowed in ids that become topic levels.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+const NAME_RULE: &str =
+    "use 1–64 letters, digits, '.', '_' or '-' (it becomes an MQTT topic level)";
+
+pub(super) fn check(config: &mut Config, p: &mut Problems<'_>) {
+    for (key, value) in [
+        ("agent.id", &config.agent.id),
+        ("agent.site", &config.agent.site),
+        ("agent.line", &config.agent.line),
+    ] {
+        if !is_name(value) {
+            p.add(key, format!("{value:?} is not a valid name; {NAME_RULE}"));
+        }
+    }
+    check_store(config, p);
+    check_mqtt(config, p);
+    check_sources(config, p);
+}
+
+fn check_store(config: &Config, p: &mut Problems<'_>) {
+    let s = &config.store;
+    if s.max_events == 0 {
+        p.add("store.max_events", "max_events must be at least 1");
+    }
+    if s.max_bytes.as_u64() < 64 * 1024 {
+        p.add(
+            "store.max_bytes",
+            format!(
+                "max_bytes {} is too small; use at least 64 KiB",
+                s.max_bytes
+            ),
+        );
+    }
+    if !(1..=10_000).contains(&s.commit_batch) {
+        p.add(
+            "store.commit_batch",
+            format!("commit_batch {} is out of range 1..=10000", s.commit_batch),
+        );
+    }
+    if s.commit_window > Duration::from_secs(1) {
+        p.add(
+            "store.commit_window",
+            "commit_window longer than 1s would hold every scan's acknowledgement that long",
+        );
+    }
+    if s.path.as_os_str().is_empty() {
+        p.add("store.path", "path must name the queue's database file");
+    }
+}
+
+/// Scheme, host and port of an MQTT url.
+pub fn parse_mqtt_url(url: &str) -> Result<(bool, String, u16), String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("mqtt://") {
+        (false, r)
+    } else {
+        return Err(format!("url {url:?} must start with mqtt:// or mqtts://"));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') || rest.contains('@') {
+        return Err(format!(
+            "url {url:?} must be just scheme://host[:port] (credentials go in username/password_file)"
+        ));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, port)) if !h.ends_with(']') || rest.starts_with('[') => {
+            match port.parse::<u16>() {
+                Ok(port) if port > 0 => (h, port),
+                _ => return Err(format!("url {url:?} has an invalid port {port:?}")),
+            }
+        }
+        _ => (rest, if tls { 8883 } else { 1883 }),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("url {url:?} names no host"));
+    }
+    Ok((tls, host.to_string(), port))
+}
+
+fn check_mqtt(config: &mut Config, p: &mut Problems<'_>) {
+    let m = &mut config.mqtt;
+    let tls = match parse_mqtt_url(&m.url) {
+        Ok((tls, _, _)) => tls,
+        Err(e) => {
+            p.add("mqtt.url", e);
+            false
+        }
+    };
+    if !matches!(m.qos, 1 | 2) {
+        p.add(
+            "mqtt.qos",
+            format!(
+                "qos {} is not allowed: events need 1 (or 2); QoS 0 is never confirmed",
+                m.qos
+            ),
+        );
+    }
+    if m.keepalive < Duration::from_secs(1) || m.keepalive > Duration::from_secs(65_535) {
+        p.add("mqtt.keepalive", "keepalive must be between 1s and 65535s");
+    }
+    if !(1..=1000).contains(&m.inflight) {
+        p.add(
+            "mqtt.inflight",
+            format!("inflight {} is out of range 1..=1000", m.inflight),
+        );
+    }
+    if m.reconnect_min > m.reconnect_max || m.reconnect_min.is_zero() {
+        p.add(
+            "mqtt.reconnect_min",
+            "reconnect_min must be above zero and not above reconnect_max",
+        );
+    }
+    if let Some(id) = &m.client_id {
+        if id.is_empty() || id.len() > 128 {
+            p.add("mqtt.client_id", "client_id must be 1–128 characters");
+        }
+    }
+    if let Some(prefix) = &m.topic_prefix {
+        if prefix.is_empty()
+            || prefix.starts_with('/')
+            || prefix.ends_with('/')
+            || prefix.contains(['+', '#', ' '])
+            || prefix.split('/').any(str::is_empty)
+        {
+            p.add("mqtt.topic_prefix", format!("topic_prefix {prefix:?} must be levels separated by '/', without '+', '#', spaces, empty levels or a leading/trailing '/'"));
+        }
+    }
+    match (&m.username, &m.password_file) {
+        (None, Some(_)) => p.add("mqtt.password_file", "password_file needs username"),
+        (_, Some(file)) => match std::fs::read_to_string(file) {
+            Ok(text) => m.password = Some(text.lines().next().unwrap_or("").to_string()),
+            Err(e) => p.add(
+                "mqtt.password_file",
+                format!("cannot read {}: {e}", file.display()),
+            ),
+        },
+        _ => {}
+    }
+    if let Some(ca) = &m.ca_file {
+        if !tls {
+            p.add("mqtt.ca_file", "ca_file is only used with an mqtts:// url");
+        } else if let Err(e) = std::fs::metadata(ca) {
+            p.add("mqtt.ca_file", format!("cannot read {}: {e}", ca.display()));
+        }
+    }
+}
+
+fn check_sources(config: &Config, p: &mut Problems<'_>) {
+    if config.sources.is_empty() {
+        p.add(
+            "sources",
+            "no [[sources]] configured; the agent would have nothing to read",
+        );
+    }
+    let mut ids = HashSet::new();
+    for (i, s) in config.sources.iter().enumerate() {
+        let at = |key: &str| format!("sources[{i}].{key}");
+        let c = &s.common;
+        if !is_name(&c.id) {
+            p.add(
+                at("id"),
+                format!("{:?} is not a valid source id; {NAME_RULE}", c.id),
+            );
+        } else if !ids.insert(c.id.clone()) {
+            p.add(
+                at("id"),
+                format!("source id {:?} is used twice; ids must be unique", c.id),
+            );
+        }
+        if let Some(station) = &c.station {
+            if !is_name(station) {
+                p.add(
+                    at("station"),
+                    format!("{station:?} is not a valid station; {NAME_RULE}"),
+                );
+            }
+        }
+        match (c.validation, &c.pattern) {
+            (Validation::Regex, None) => {
+                p.add(at("validation"), "validation = \"regex\" needs a `pattern`")
+            }
+            (Validation::Regex, Some(re)) => {
+                if let Err(e) = regex::Regex::new(re) {
+                    p.add(
+                        at("pattern"),
+                        format!("pattern is not a valid regular expression: {e}"),
+                    );
+                }
+            }
+            (_, Some(_)) => p.add(
+                at("pattern"),
+                "pattern is only used with validation = \"regex\"",
+            ),
+            _ => {}
+        }
+        if c.dedup_window
+            .is_some_and(|w| w.is_zero() || w > Duration::from_secs(3600))
+        {
+            p.add(
+                at("dedup_window"),
+                "dedup_window must be above zero and at most 1h",
+            );
+        }
+        let driver_problems = match &s.driver {
+            DriverConfig::Scanner(d) => d.validate().err(),
+            DriverConfig::Simulator(d) => d.validate().err(),
+        };
+        for (key, message) in driver_problems.unwrap_or_default() {
+            p.add(at(&key), format!("source `{}`: {message}", c.id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_urls() {
+        assert_eq!(
+            parse_mqtt_url("mqtt://localhost"),
+            Ok((false, "localhost".into(), 1883))
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtts://broker.lan:8884"),
+            Ok((true, "broker.lan".into(), 8884))
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtt://[::1]:1884"),
+            Ok((false, "::1".into(), 1884))
+        );
+        assert!(parse_mqtt_url("tcp://x").is_err());
+        assert!(parse_mqtt_url("mqtt://:1883").is_err());
+        assert!(parse_mqtt_url("mqtt://host:0").is_err());
+        assert!(parse_mqtt_url("mqtt://user:pw@host").is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! Which queued event each MQTT packet id stands for. Pure state, no I/O (after rumqttc's
+//! `MqttState`).
+//!
+//! rumqttc's `publish()` returns no packet id. It assigns ids in the order publishes leave its
+//! request channel and reports each as `Outgoing::Publish(pkid)`, so the n-th `Outgoing::Publish`
+//! of a connection belongs to the n-th publish handed to the client on that connection. Every
+//! publish — events and status messages — is recorded here in that order.
+
+use std::collections::{HashMap, VecDeque};
+
+/// What a publish carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    /// A queued event with this seq.
+    Event(u64),
+    /// Something that is not in the queue (a status message).
+    Other,
+}
+
+/// The in-flight table of one MQTT connection.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    /// Handed to the client, packet id not yet known.
+    unassigned: VecDeque<Carried>,
+    /// Sent with this packet id, acknowledgement outstanding.
+    by_pkid: HashMap<u16, Carried>,
+    /// Events among the two above.
+    events: usize,
+    /// Highest seq handed to the client on this connection; the next fetch starts after it.
+    pub cursor: u64,
+}
+
+impl InFlight {
+    /// A fresh table for a new connection: nothing is in flight and publishing starts again
+    /// from the lowest queued seq.
+    pub fn new() -> Self {
+        InFlight::default()
+    }
+
+    /// Events handed to the client and not yet acknowledged.
+    pub fn events_in_flight(&self) -> usize {
+        self.events
+    }
+
+    /// True when nothing at all (events or status) awaits an acknowledgement.
+    pub fn is_empty(&self) -> bool {
+        self.unassigned.is_empty() && self.by_pkid.is_empty()
+    }
+
+    /// Records a publish handed to the client.
+    pub fn sent(&mut self, what: Carried) {
+        if let Carried::Event(seq) = what {
+            self.events += 1;
+            self.cursor = self.cursor.max(seq);
+        }
+        self.unassigned.push_back(what);
+    }
+
+    /// The client reported `Outgoing::Publish(pkid)`. QoS 0 publishes carry pkid 0 and are
+    /// never acknowledged, so they leave the table at once.
+    pub fn assigned(&mut self, pkid: u16) {
+        let Some(what) = self.unassigned.pop_front() else {
+            return;
+        };
+        if pkid == 0 {
+            self.forget(what);
+        } else if let Some(old) = self.by_pkid.insert(pkid, what) {
+            // A packet id is only reused after its acknowledgement; treat the old one as lost.
+            self.forget(old);
+        }
+    }
+
+    /// The broker acknowledged `pkid` (PUBACK for QoS 1, PUBCOMP for QoS 2). Returns the
+    /// seq to delete, if the packet carried an event.
+    pub fn acknowledged(&mut self, pkid: u16) -> Option<u64> {
+        let what = self.by_pkid.remove(&pkid)?;
+        self.forget(what);
+        match what {
+            Carried::Event(seq) => Some(seq),
+            Carried::Other => None,
+        }
+    }
+
+    fn forget(&mut self, what: Carried) {
+        if let Carried::Event(_) = what {
+            self.events -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_ids_map_to_seqs_in_send_order() {
+        let mut f = InFlight::new();
+        f.sent(Carried::Other);
+        f.sent(Carried::Event(7));
+        f.sent(Carried::Event(8));
+        assert_eq!(f.events_in_flight(), 2);
+        assert_eq!(f.cursor, 8);
+        f.assigned(1);
+        f.assigned(2);
+        f.assigned(3);
+        assert_eq!(f.acknowledged(3), Some(8));
+        assert_eq!(f.acknowledged(1), None);
+        assert_eq!(f.acknowledged(2), Some(7));
+        assert_eq!(f.events_in_flight(), 0);
+    }
+
+    #[test]
+    fn unknown_and_repeated_acks_are_ignored() {
+        let mut f = InFlight::new();
+        f.sent(Carried::Event(1));
+        f.assigned(5);
+        assert_eq!(f.acknowledged(9), None);
+        assert_eq!(f.acknowledged(5), Some(1));
+        assert_eq!(f.acknowledged(5), None);
+        assert_eq!(f.events_in_flight(), 0);
+    }
+
+    #[test]
+    fn an_ack_before_assignment_is_not_misattributed() {
+        let mut f = InFlight::new();
+        f.sent(Carried::Event(1));
+        assert_eq!(f.acknowledged(1), None);
+        f.assigned(1);
+        assert_eq!(f.acknowledged(1), Some(1));
+    }
+
+    #[test]
+    fn qos0_publishes_leave_at_once() {
+        let mut f = InFlight::new();
+        f.sent(Carried::Other);
+        f.sent(Carried::Event(4));
+        f.assigned(0);
+        f.assigned(1);
+        assert_eq!(f.acknowledged(1), Some(4));
+    }
+
+    #[test]
+    fn a_new_connection_starts_from_the_front() {
+        let mut f = InFlight::new();
+        f.sent(Carried::Event(10));
+        f.assigned(1);
+        let f = InFlight::new();
+        assert_eq!(f.cursor, 0);
+        assert_eq!(f.events_in_flight(), 0);
+    }
+}

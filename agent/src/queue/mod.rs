@@ -1,0 +1,44 @@
+//! The durable queue: every event is committed here before its device hears "accepted", and
+//! leaves only when the broker has acknowledged it.
+//!
+//! # On disk
+//!
+//! One SQLite database (rusqlite, bundled), `journal_mode=WAL`, `synchronous=FULL`:
+//!
+//! - `events(seq INTEGER PRIMARY KEY, id, topic, captured_ms, bytes, payload)` — one row per
+//!   undelivered event. `payload` is the exact JSON that is published, seq included, so every
+//!   (re)publication of an event is byte-identical.
+//! - `meta(key, value)` — `next_seq` (the seq the next event gets; survives deleting every
+//!   row) and `dropped_total` (events deleted undelivered by `drop_oldest`).
+//! - `PRAGMA user_version` — the schema version ([`store`]).
+//!
+//! # Invariants
+//!
+//! - **Committed** means: the transaction that inserted the row returned, and with
+//!   synchronous=FULL its WAL frames were fsync'd. Only then does the writer answer the driver
+//!   ([`tracegate_drivers::Verdict::Committed`]). A crash before that loses nothing the device
+//!   believes delivered: it was never acknowledged.
+//! - **Seq** is assigned inside the committing transaction, from `meta.next_seq`, so seqs are
+//!   gap-free over the agent's life: an event that was not committed did not take a number.
+//! - **Deletion** happens only for seqs the publisher reports acknowledged by the broker
+//!   (PUBACK/PUBCOMP), or by `drop_oldest` when the queue is full (counted, alarmed).
+//! - **After a crash** SQLite's WAL recovery keeps exactly the committed transactions; the
+//!   publisher starts again from the lowest seq, so unacknowledged events are published again
+//!   with the same id, seq and bytes.
+//! - **Group commit**: appends and deletes that arrive within `commit_window` (or until
+//!   `commit_batch` appends) share one transaction and one fsync. Nothing is written while
+//!   nothing happens.
+//! - **Full**: under `block` the writer stops taking appends (drivers' `submit` waits, devices
+//!   are not acknowledged) until deletes make room; under `drop_oldest` the oldest rows go.
+//!
+//! The writer runs on its own thread ([`writer`]); everything else talks to it through a
+//! [`Queue`] handle.
+
+pub mod store;
+mod writer;
+
+pub use store::{Limits, NewEvent, Row, Stats, Store, StoreError};
+pub use writer::{Queue, QueueClosed, spawn};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,218 @@
+//! Queue tests, named after the failure each one guards against.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tracegate_drivers::Verdict;
+use uuid::Uuid;
+
+use super::store::{Limits, NewEvent, Store};
+use crate::config::Overflow;
+use crate::event::{Code, Event, Kind};
+
+fn event(text: &str) -> NewEvent {
+    NewEvent {
+        event: Event {
+            schema: crate::event::SCHEMA,
+            id: Uuid::now_v7(),
+            seq: 0,
+            kind: Kind::Scan,
+            captured_at: "2026-11-21T10:00:00.000Z".into(),
+            captured_ms: 1_795_000_000_000,
+            agent: "a".into(),
+            site: "s".into(),
+            line: "l".into(),
+            station: "st".into(),
+            source: "src".into(),
+            code: Some(Code::from_bytes(text.as_bytes())),
+            symbology: None,
+            gs1: None,
+            validation: "none",
+            reason: None,
+            duplicate: false,
+            attributes: Default::default(),
+        },
+        topic: "t/st/src/scan".into(),
+    }
+}
+
+fn limits(max_events: u64, overflow: Overflow) -> Limits {
+    Limits {
+        max_events,
+        max_bytes: 1 << 30,
+        overflow,
+    }
+}
+
+#[test]
+fn seqs_stay_gap_free_across_reopen_even_after_every_row_was_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
+        let done = s.commit(&mut [event("a"), event("b")], &[]).unwrap();
+        assert_eq!(done.seqs, [1, 2]);
+        s.commit(&mut [], &[1, 2]).unwrap();
+        assert_eq!(s.stats().unwrap().depth, 0);
+    }
+    let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
+    assert_eq!(s.commit(&mut [event("c")], &[]).unwrap().seqs, [3]);
+}
+
+#[test]
+fn payload_is_stored_with_its_seq_and_fetched_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("q.db"), limits(100, Overflow::Block)).unwrap();
+    s.commit(&mut [event("x"), event("y"), event("z")], &[])
+        .unwrap();
+    let rows = s.fetch(1, 10).unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+    let v: serde_json::Value = serde_json::from_slice(&rows[0].payload).unwrap();
+    assert_eq!(v["seq"], 2);
+    assert_eq!(v["code"]["text"], "y");
+    assert_eq!(s.fetch(1, 10).unwrap(), rows);
+}
+
+#[test]
+fn block_policy_commits_only_what_fits_and_keeps_the_rest_uncommitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("q.db"), limits(3, Overflow::Block)).unwrap();
+    let done = s
+        .commit(&mut [event("1"), event("2"), event("3"), event("4")], &[])
+        .unwrap();
+    assert_eq!(done.seqs, [1, 2, 3]);
+    assert!(s.is_full());
+    // Deleting a delivered row makes room; the next event takes the next seq, no gap.
+    let done = s.commit(&mut [event("4")], &[1]).unwrap();
+    assert_eq!(done.seqs, [4]);
+    assert_eq!(s.stats().unwrap().oldest_seq, Some(2));
+}
+
+#[test]
+fn drop_oldest_deletes_the_oldest_rows_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let mut s = Store::open(&path, limits(3, Overflow::DropOldest)).unwrap();
+    let done = s
+        .commit(
+            &mut [event("1"), event("2"), event("3"), event("4"), event("5")],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(done.seqs, [1, 2, 3, 4, 5]);
+    assert_eq!(done.dropped, 2);
+    let stats = s.stats().unwrap();
+    assert_eq!(
+        (stats.depth, stats.oldest_seq, stats.dropped_total),
+        (3, Some(3), 2)
+    );
+    drop(s);
+    let s = Store::open(&path, limits(3, Overflow::DropOldest)).unwrap();
+    assert_eq!(s.stats().unwrap().dropped_total, 2);
+}
+
+#[test]
+fn byte_limit_counts_payload_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(
+        &dir.path().join("q.db"),
+        Limits {
+            max_events: 1000,
+            max_bytes: 2000,
+            overflow: Overflow::Block,
+        },
+    )
+    .unwrap();
+    let big = "X".repeat(600);
+    let done = s
+        .commit(
+            &mut [event(&big), event(&big), event(&big), event(&big)],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        done.seqs.len(),
+        2,
+        "two ~900-byte payloads fit in 2000 bytes, a third does not"
+    );
+    assert!(s.stats().unwrap().bytes <= 2000);
+}
+
+#[test]
+fn a_rolled_back_transaction_leaves_nothing_behind() {
+    // A commit that fails (here: the database is locked by another process) takes no seq and
+    // writes no row; the next commit continues gap-free.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
+    s.commit(&mut [event("a")], &[]).unwrap();
+    s.set_busy_timeout(Duration::from_millis(10));
+    let ro = rusqlite::Connection::open(&path).unwrap();
+    ro.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let err = s.commit(&mut [event("b")], &[]);
+    assert!(
+        err.is_err(),
+        "a locked database must fail the commit, not pretend"
+    );
+    ro.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(s.commit(&mut [event("b")], &[]).unwrap().seqs, [2]);
+}
+
+#[tokio::test]
+async fn writer_answers_only_after_commit_and_holds_back_when_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("q.db"), limits(2, Overflow::Block)).unwrap();
+    let (queue, writer) = super::spawn(store, Duration::from_millis(2), 16);
+    let mut verdicts = Vec::new();
+    for name in ["a", "b", "c"] {
+        let (tx, rx) = oneshot::channel();
+        queue.append(event(name), tx).await.unwrap();
+        verdicts.push(rx);
+    }
+    let mut c = verdicts.pop().unwrap();
+    for (i, rx) in verdicts.into_iter().enumerate() {
+        assert_eq!(
+            rx.await.unwrap(),
+            Verdict::Committed {
+                seq: i as u64 + 1,
+                valid: true
+            }
+        );
+    }
+    // The third is held back while the queue is full...
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut c)
+            .await
+            .is_err()
+    );
+    assert!(*queue.full().borrow());
+    // ...and committed as soon as a delivered row is deleted.
+    queue.delete(vec![1]).await.unwrap();
+    assert_eq!(
+        c.await.unwrap(),
+        Verdict::Committed {
+            seq: 3,
+            valid: true
+        }
+    );
+    let rows = queue.fetch(0, 10).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+    drop(queue);
+    writer.join().unwrap();
+}
+
+#[tokio::test]
+async fn fetch_skips_rows_whose_delete_is_not_yet_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("q.db"), limits(100, Overflow::Block)).unwrap();
+    // A long window so the delete stays pending while we fetch.
+    let (queue, _writer) = super::spawn(store, Duration::from_millis(300), 1);
+    for name in ["a", "b"] {
+        let (tx, rx) = oneshot::channel();
+        queue.append(event(name), tx).await.unwrap();
+        rx.await.unwrap();
+    }
+    queue.delete(vec![1]).await.unwrap();
+    let rows = queue.fetch(0, 10).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+}

@@ -1,0 +1,305 @@
+//! The queue's writer thread: group commit, back-pressure, the only owner of the write
+//! connection.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep_until};
+use tracegate_drivers::Verdict;
+
+use super::store::{NewEvent, Row, Stats, Store};
+use crate::config::Overflow;
+use crate::event::Kind;
+
+/// The writer has stopped (shutdown, or its thread failed).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the queue writer has stopped")]
+pub struct QueueClosed;
+
+struct Append {
+    event: NewEvent,
+    reply: oneshot::Sender<Verdict>,
+}
+
+enum Control {
+    Delete(Vec<u64>),
+    Fetch {
+        after: u64,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<Row>, String>>,
+    },
+    Stats(oneshot::Sender<Result<Stats, String>>),
+}
+
+/// A handle to the queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    appends: mpsc::Sender<Append>,
+    control: mpsc::Sender<Control>,
+    /// Highest seq committed so far; the publisher waits on changes.
+    committed: watch::Receiver<u64>,
+    /// True while the queue is full (alarm).
+    full: watch::Receiver<bool>,
+}
+
+impl Queue {
+    /// Queues an event for commit; `reply` hears the verdict once it is durable. Waits while the
+    /// queue is full under `block`.
+    pub async fn append(
+        &self,
+        event: NewEvent,
+        reply: oneshot::Sender<Verdict>,
+    ) -> Result<(), QueueClosed> {
+        self.appends
+            .send(Append { event, reply })
+            .await
+            .map_err(|_| QueueClosed)
+    }
+
+    /// Marks events delivered; they are deleted in the next commit.
+    pub async fn delete(&self, seqs: Vec<u64>) -> Result<(), QueueClosed> {
+        self.control
+            .send(Control::Delete(seqs))
+            .await
+            .map_err(|_| QueueClosed)
+    }
+
+    /// Up to `limit` undelivered events with seq > `after`, in order.
+    pub async fn fetch(&self, after: u64, limit: usize) -> Result<Vec<Row>, QueueClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::Fetch {
+                after,
+                limit,
+                reply,
+            })
+            .await
+            .map_err(|_| QueueClosed)?;
+        rx.await.map_err(|_| QueueClosed)?.map_err(|_| QueueClosed)
+    }
+
+    /// The queue's current figures.
+    pub async fn stats(&self) -> Result<Stats, QueueClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::Stats(reply))
+            .await
+            .map_err(|_| QueueClosed)?;
+        rx.await.map_err(|_| QueueClosed)?.map_err(|_| QueueClosed)
+    }
+
+    /// Watches the highest committed seq.
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    /// Watches the "queue full" alarm.
+    pub fn full(&self) -> watch::Receiver<bool> {
+        self.full.clone()
+    }
+}
+
+/// Starts the writer thread for an open store. The thread ends when every [`Queue`] handle is
+/// dropped, after committing what it holds.
+pub fn spawn(store: Store, window: Duration, batch: usize) -> (Queue, std::thread::JoinHandle<()>) {
+    let (append_tx, append_rx) = mpsc::channel(batch.max(1));
+    let (control_tx, control_rx) = mpsc::channel(1024);
+    let next = store.stats().map(|s| s.next_seq).unwrap_or(1);
+    let (committed_tx, committed_rx) = watch::channel(next - 1);
+    let (full_tx, full_rx) = watch::channel(store.is_full());
+    let writer = Writer {
+        store,
+        window,
+        batch: batch.max(1),
+        appends: append_rx,
+        control: control_rx,
+        committed: committed_tx,
+        full: full_tx,
+        pending: Vec::new(),
+        deletes: Vec::new(),
+        deleting: HashSet::new(),
+        stalled: false,
+    };
+    let handle = std::thread::Builder::new()
+        .name("queue-writer".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("queue writer runtime");
+            rt.block_on(writer.run());
+        })
+        .expect("spawn queue writer thread");
+    let queue = Queue {
+        appends: append_tx,
+        control: control_tx,
+        committed: committed_rx,
+        full: full_rx,
+    };
+    (queue, handle)
+}
+
+struct Writer {
+    store: Store,
+    window: Duration,
+    batch: usize,
+    appends: mpsc::Receiver<Append>,
+    control: mpsc::Receiver<Control>,
+    committed: watch::Sender<u64>,
+    full: watch::Sender<bool>,
+    /// Appends waiting for the next commit (at most `batch`).
+    pending: Vec<Append>,
+    /// Seqs to delete in the next commit, and the same as a set so fetches skip them.
+    deletes: Vec<u64>,
+    deleting: HashSet<u64>,
+    /// The last commit left appends pending for lack of room; wait for deletes.
+    stalled: bool,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut deadline: Option<Instant> = None;
+        let mut appends_open = true;
+        let mut control_open = true;
+        while appends_open || control_open {
+            let take_appends = appends_open && !self.blocked() && self.pending.len() < self.batch;
+            let due = deadline.filter(|_| self.has_work());
+            tokio::select! {
+                biased;
+                msg = self.control.recv(), if control_open => match msg {
+                    Some(c) => self.handle(c),
+                    None => control_open = false,
+                },
+                msg = self.appends.recv(), if take_appends => match msg {
+                    Some(a) => self.pending.push(a),
+                    None => appends_open = false,
+                },
+                _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    deadline = None;
+                    self.commit();
+                    continue;
+                }
+                // Only a blocked writer with no open control channel gets here: nothing can
+                // free room any more.
+                else => break,
+            }
+            if self.pending.len() >= self.batch && self.has_work() {
+                deadline = None;
+                self.commit();
+            } else if deadline.is_none() && self.has_work() {
+                deadline = Some(Instant::now() + self.window);
+            }
+        }
+        // Shutting down: commit what fits, tell the rest they were not committed.
+        self.commit();
+        for a in self.pending.drain(..) {
+            let _ = a.reply.send(Verdict::NotCommitted {
+                reason: "the agent is shutting down".into(),
+            });
+        }
+    }
+
+    /// True when a commit would do something: deletes are waiting, or appends are waiting and
+    /// the queue has room (a full queue under `block` waits for deletes instead of retrying).
+    fn has_work(&self) -> bool {
+        !self.deletes.is_empty() || (!self.pending.is_empty() && !self.blocked())
+    }
+
+    /// Full under `block`, or the last commit could not fit the next pending event.
+    fn blocked(&self) -> bool {
+        self.stalled || (self.store.overflow() == Overflow::Block && self.store.is_full())
+    }
+
+    fn handle(&mut self, c: Control) {
+        match c {
+            Control::Delete(seqs) => {
+                self.stalled = false;
+                for s in seqs {
+                    if self.deleting.insert(s) {
+                        self.deletes.push(s);
+                    }
+                }
+            }
+            Control::Fetch {
+                after,
+                limit,
+                reply,
+            } => {
+                let rows = self
+                    .store
+                    .fetch(after, limit + self.deleting.len().min(limit))
+                    .map(|rows| {
+                        rows.into_iter()
+                            .filter(|r| !self.deleting.contains(&r.seq))
+                            .take(limit)
+                            .collect()
+                    })
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(rows);
+            }
+            Control::Stats(reply) => {
+                let _ = reply.send(self.store.stats().map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    /// One transaction for everything pending. Appends that did not fit (block) stay pending.
+    fn commit(&mut self) {
+        if self.pending.is_empty() && self.deletes.is_empty() {
+            return;
+        }
+        let mut events: Vec<NewEvent> = Vec::new();
+        let mut replies = Vec::new();
+        for a in self.pending.drain(..) {
+            events.push(a.event);
+            replies.push(a.reply);
+        }
+        let result = self.store.commit(&mut events, &self.deletes);
+        match result {
+            Ok(done) => {
+                self.deletes.clear();
+                self.deleting.clear();
+                if done.dropped > 0 {
+                    tracing::warn!(
+                        dropped = done.dropped,
+                        "queue full: deleted the oldest undelivered events (overflow = drop_oldest)"
+                    );
+                }
+                let n = done.seqs.len();
+                self.stalled = n < events.len();
+                for (i, (event, reply)) in events.into_iter().zip(replies).enumerate() {
+                    if i < n {
+                        let valid = event.event.kind == Kind::Scan;
+                        let _ = reply.send(Verdict::Committed {
+                            seq: done.seqs[i],
+                            valid,
+                        });
+                    } else {
+                        self.pending.push(Append { event, reply });
+                    }
+                }
+                if let Some(last) = done.seqs.last() {
+                    self.committed.send_replace(*last);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "queue commit failed; the readings are not acknowledged");
+                for reply in replies {
+                    let _ = reply.send(Verdict::NotCommitted {
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        let full = self.store.is_full();
+        if full != *self.full.borrow() {
+            if full {
+                tracing::warn!(policy = ?self.store.overflow(), "queue is full");
+            } else {
+                tracing::info!("queue has room again");
+            }
+            self.full.send_replace(full);
+        }
+    }
+}
