@@ -108,6 +108,12 @@ impl Sink {
             .map_err(|_| SinkClosed)?;
         Ok(Ticket { rx })
     }
+
+    /// Waits until the agent stops accepting readings. Lets a driver whose device is quiet
+    /// notice that the agent is gone without having to submit something first.
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
 }
 
 /// The promise of a verdict for one submitted reading.
