@@ -5,8 +5,11 @@
 //!
 //! - [`config`]: [`ScannerConfig`], the source's TOML keys, with defaults; `validate.rs` holds
 //!   [`ScannerConfig::validate`]; `raw.rs` is the flat serde mirror the TOML is read into.
+//! - [`framing`]: pure code cutting the byte stream into frames and sorting them into codes,
+//!   no-reads and command replies.
 
 pub mod config;
+pub mod framing;
 mod raw;
 mod validate;
 

@@ -1,0 +1,362 @@
+use super::*;
+
+fn code(text: &str) -> Frame {
+    Frame::Data(text.as_bytes().to_vec())
+}
+
+fn overlong(bytes: &[u8], max: usize) -> Frame {
+    Frame::Malformed {
+        bytes: bytes.to_vec(),
+        reason: format!("frame longer than {max} bytes"),
+    }
+}
+
+fn crlf() -> Framer {
+    Framer::new(b"\r\n", false, 4096)
+}
+
+/// Feeds `chunks` one push at a time and collects every frame.
+fn feed(framer: &mut Framer, chunks: &[&[u8]]) -> Vec<Frame> {
+    chunks.iter().flat_map(|chunk| framer.push(chunk)).collect()
+}
+
+#[test]
+fn one_frame_with_crlf() {
+    assert_eq!(crlf().push(b"ABC123\r\n"), vec![code("ABC123")]);
+}
+
+#[test]
+fn a_code_split_over_reads_is_one_frame() {
+    let mut f = crlf();
+    assert_eq!(f.push(b"AB"), vec![]);
+    assert!(f.is_pending());
+    assert_eq!(f.push(b"C1"), vec![]);
+    assert_eq!(f.push(b"23\r\n"), vec![code("ABC123")]);
+    assert!(!f.is_pending());
+}
+
+#[test]
+fn several_frames_in_one_read_come_out_in_order() {
+    let frames = crlf().push(b"ONE\r\nTWO\r\nTHREE\r\nFOU");
+    assert_eq!(frames, vec![code("ONE"), code("TWO"), code("THREE")]);
+}
+
+#[test]
+fn crlf_split_across_reads() {
+    let mut f = crlf();
+    assert_eq!(f.push(b"ABC\r"), vec![]);
+    assert_eq!(f.push(b"\nDEF\r"), vec![code("ABC")]);
+    assert_eq!(f.push(b"\n"), vec![code("DEF")]);
+}
+
+#[test]
+fn every_split_point_gives_the_same_frames() {
+    let stream = b"]d2010950600013435217261231\r\nNOREAD\r\nX\x1dY\r\n";
+    let expected = crlf().push(stream);
+    assert_eq!(expected.len(), 3);
+    for a in 0..stream.len() {
+        for b in a..stream.len() {
+            let mut f = crlf();
+            let frames = feed(&mut f, &[&stream[..a], &stream[a..b], &stream[b..]]);
+            assert_eq!(frames, expected, "split at {a} and {b}");
+        }
+    }
+}
+
+#[test]
+fn byte_at_a_time_is_the_same_as_all_at_once() {
+    let stream = b"A\r\nBB\r\n\r\nCCC\r\n";
+    let mut f = crlf();
+    let frames: Vec<Frame> = stream.iter().flat_map(|b| f.push(&[*b])).collect();
+    assert_eq!(frames, vec![code("A"), code("BB"), code("CCC")]);
+}
+
+#[test]
+fn a_bare_crlf_is_not_a_scan() {
+    let mut f = crlf();
+    assert_eq!(f.push(b"\r\n\r\n\r\n"), vec![]);
+    assert_eq!(f.push(b"X\r\n\r\n"), vec![code("X")]);
+}
+
+#[test]
+fn cr_terminator_with_a_reader_sending_crlf_yields_clean_codes() {
+    let mut f = Framer::new(b"\r", false, 4096);
+    assert_eq!(f.push(b"ONE\r\nTWO\r\n"), vec![code("ONE"), code("TWO")]);
+    // The LF after the last CR is held and dropped as empty on idle.
+    assert_eq!(f.flush_idle(), None);
+}
+
+#[test]
+fn lf_terminator() {
+    let mut f = Framer::new(b"\n", false, 4096);
+    assert_eq!(f.push(b"ONE\nTWO\n"), vec![code("ONE"), code("TWO")]);
+}
+
+#[test]
+fn literal_single_byte_terminator() {
+    let mut f = Framer::new(&[0x04], false, 4096);
+    assert_eq!(f.push(b"ONE\x04TW"), vec![code("ONE")]);
+    assert_eq!(f.push(b"O\x04"), vec![code("TWO")]);
+}
+
+#[test]
+fn multi_byte_literal_terminator_split_across_reads() {
+    let mut f = Framer::new(b"#END", false, 4096);
+    assert_eq!(f.push(b"CODE#E"), vec![]);
+    assert_eq!(f.push(b"N"), vec![]);
+    assert_eq!(f.push(b"D#EN#END"), vec![code("CODE"), code("#EN")]);
+}
+
+#[test]
+fn no_terminator_frames_end_by_idle_timeout() {
+    let mut f = Framer::new(b"", false, 4096);
+    assert_eq!(f.push(b"ABC"), vec![]);
+    assert_eq!(f.push(b"123"), vec![]);
+    assert!(f.is_pending());
+    assert_eq!(f.flush_idle(), Some(code("ABC123")));
+    assert!(!f.is_pending());
+    assert_eq!(f.flush_idle(), None);
+}
+
+#[test]
+fn idle_timeout_completes_a_frame_whose_terminator_never_came() {
+    let mut f = crlf();
+    assert_eq!(f.push(b"ABC"), vec![]);
+    assert_eq!(f.flush_idle(), Some(code("ABC")));
+    assert_eq!(f.push(b"DEF\r\n"), vec![code("DEF")]);
+}
+
+#[test]
+fn idle_timeout_drops_a_half_terminator() {
+    let mut f = crlf();
+    assert_eq!(f.push(b"ABC\r"), vec![]);
+    assert_eq!(f.flush_idle(), Some(code("ABC")));
+}
+
+#[test]
+fn nothing_pending_means_no_idle_frame() {
+    let mut f = crlf();
+    assert!(!f.is_pending());
+    assert_eq!(f.flush_idle(), None);
+    f.push(b"A\r\n");
+    assert!(!f.is_pending());
+}
+
+#[test]
+fn frame_of_exactly_max_frame_bytes_is_accepted() {
+    let mut f = Framer::new(b"\r\n", false, 4);
+    assert_eq!(f.push(b"ABCD\r"), vec![]);
+    assert_eq!(f.push(b"\n"), vec![code("ABCD")]);
+    let mut f = Framer::new(b"\r\n", false, 4);
+    assert_eq!(f.push(b"ABCD\r\n"), vec![code("ABCD")]);
+}
+
+#[test]
+fn overlong_frame_is_malformed_then_resyncs_at_the_next_terminator() {
+    let mut f = Framer::new(b"\r\n", false, 4);
+    assert_eq!(f.push(b"ABCDE"), vec![overlong(b"ABCD", 4)]);
+    assert_eq!(f.push(b"FGHIJKLMNOP"), vec![], "reported once only");
+    assert_eq!(f.push(b"Q\r\nOK\r\n"), vec![code("OK")]);
+}
+
+#[test]
+fn overlong_reason_names_the_limit() {
+    let mut f = Framer::new(b"\r\n", false, 4096);
+    let frames = f.push(&[b'9'; 5000]);
+    assert_eq!(frames.len(), 1);
+    match &frames[0] {
+        Frame::Malformed { bytes, reason } => {
+            assert_eq!(bytes.len(), 4096);
+            assert_eq!(reason, "frame longer than 4096 bytes");
+        }
+        other => panic!("expected malformed, got {other:?}"),
+    }
+}
+
+#[test]
+fn overlong_resync_when_the_terminator_is_split_across_reads() {
+    let mut f = Framer::new(b"\r\n", false, 3);
+    assert_eq!(f.push(b"ABCDEFG\r"), vec![overlong(b"ABC", 3)]);
+    assert_eq!(f.push(b"\nXY\r\n"), vec![code("XY")]);
+}
+
+#[test]
+fn overlong_without_terminator_ends_at_idle() {
+    let mut f = Framer::new(b"", false, 3);
+    assert_eq!(f.push(b"ABCDEF"), vec![overlong(b"ABC", 3)]);
+    assert!(f.is_pending());
+    assert_eq!(f.flush_idle(), None);
+    assert_eq!(f.push(b"XY"), vec![]);
+    assert_eq!(f.flush_idle(), Some(code("XY")));
+}
+
+#[test]
+fn overlong_discarding_also_ends_at_idle_with_a_terminator() {
+    let mut f = Framer::new(b"\r\n", false, 2);
+    assert_eq!(f.push(b"ABCD"), vec![overlong(b"AB", 2)]);
+    assert_eq!(f.flush_idle(), None);
+    assert_eq!(f.push(b"XY\r\n"), vec![code("XY")]);
+}
+
+#[test]
+fn binary_and_gs_bytes_are_kept() {
+    let mut f = crlf();
+    let frames = f.push(b"]d2010950600013435210ABC123\x1d21SN0001\r\n");
+    assert_eq!(
+        frames,
+        vec![code("]d2010950600013435210ABC123\x1d21SN0001")]
+    );
+}
+
+#[test]
+fn stx_etx_frame_and_bytes_outside_are_discarded() {
+    let mut f = Framer::new(b"\r\n", true, 4096);
+    let frames = f.push(b"noise\x02ABC\x03\r\n\x02DEF\x03junk");
+    assert_eq!(frames, vec![code("ABC"), code("DEF")]);
+    assert!(!f.is_pending());
+}
+
+#[test]
+fn stx_etx_split_across_reads() {
+    let mut f = Framer::new(b"", true, 4096);
+    assert_eq!(f.push(b"\x02AB"), vec![]);
+    assert!(f.is_pending());
+    assert_eq!(f.push(b"C"), vec![]);
+    assert_eq!(f.push(b"\x03\x02"), vec![code("ABC")]);
+    assert_eq!(f.push(b"D\x03"), vec![code("D")]);
+}
+
+#[test]
+fn stx_etx_keeps_the_terminator_bytes_inside_a_frame() {
+    let mut f = Framer::new(b"\r", true, 4096);
+    assert_eq!(f.push(b"\x02A\rB\x03"), vec![code("A\rB")]);
+}
+
+#[test]
+fn stx_without_etx_is_malformed_at_idle() {
+    let mut f = Framer::new(b"", true, 4096);
+    assert_eq!(f.push(b"\x02ABC"), vec![]);
+    assert_eq!(
+        f.flush_idle(),
+        Some(Frame::Malformed {
+            bytes: b"ABC".to_vec(),
+            reason: "frame started with STX but no ETX followed".into()
+        })
+    );
+    assert_eq!(f.push(b"outside\x02OK\x03"), vec![code("OK")]);
+}
+
+#[test]
+fn a_lone_stx_then_silence_reports_nothing() {
+    let mut f = Framer::new(b"", true, 4096);
+    assert_eq!(f.push(b"\x02"), vec![]);
+    assert_eq!(f.flush_idle(), None);
+    assert!(!f.is_pending());
+}
+
+#[test]
+fn a_new_stx_before_etx_reports_the_interrupted_frame() {
+    let mut f = Framer::new(b"", true, 4096);
+    let frames = f.push(b"\x02AB\x02CD\x03");
+    assert_eq!(
+        frames,
+        vec![
+            Frame::Malformed {
+                bytes: b"AB".to_vec(),
+                reason: "frame interrupted by a new STX before its ETX".into()
+            },
+            code("CD"),
+        ]
+    );
+}
+
+#[test]
+fn stx_etx_overlong_resyncs_at_etx_or_stx() {
+    let mut f = Framer::new(b"", true, 3);
+    assert_eq!(f.push(b"\x02ABCDEF"), vec![overlong(b"ABC", 3)]);
+    assert_eq!(f.push(b"GH\x03\x02XY\x03"), vec![code("XY")]);
+    assert_eq!(f.push(b"\x02LONGER"), vec![overlong(b"LON", 3)]);
+    assert_eq!(f.push(b"\x02OK\x03"), vec![code("OK")]);
+}
+
+#[test]
+fn stx_etx_empty_frame_is_ignored() {
+    let mut f = Framer::new(b"", true, 4096);
+    assert_eq!(f.push(b"\x02\x03\x02\r\n\x03"), vec![]);
+}
+
+#[test]
+fn classifier_sorts_codes_noreads_and_replies() {
+    let c = Classifier::new(&["NOREAD".into(), "ERROR".into()], &["OK,LON".into()]);
+    assert_eq!(
+        c.classify(code("NOREAD")),
+        Classified::Reading(ReadingKind::NoRead)
+    );
+    assert_eq!(
+        c.classify(code("ERROR")),
+        Classified::Reading(ReadingKind::NoRead)
+    );
+    assert_eq!(
+        c.classify(code("OK,LON")),
+        Classified::Ignored(b"OK,LON".to_vec())
+    );
+    assert_eq!(
+        c.classify(code("ABC")),
+        Classified::Reading(ReadingKind::Code(b"ABC".to_vec()))
+    );
+}
+
+#[test]
+fn classifier_matches_whole_frames_only() {
+    let c = Classifier::new(&["NOREAD".into()], &["OK".into()]);
+    assert_eq!(
+        c.classify(code("NOREAD2")),
+        Classified::Reading(ReadingKind::Code(b"NOREAD2".to_vec()))
+    );
+    assert_eq!(
+        c.classify(code("OKAY")),
+        Classified::Reading(ReadingKind::Code(b"OKAY".to_vec()))
+    );
+}
+
+#[test]
+fn classifier_passes_malformed_frames_on() {
+    let c = Classifier::default();
+    assert_eq!(
+        c.classify(overlong(b"AB", 2)),
+        Classified::Reading(ReadingKind::Malformed {
+            bytes: b"AB".to_vec(),
+            reason: "frame longer than 2 bytes".into()
+        })
+    );
+}
+
+#[test]
+fn framer_from_config_uses_its_settings() {
+    let config = FramingConfig {
+        max_frame: 2,
+        ..FramingConfig::default()
+    };
+    let mut f = Framer::from_config(&config);
+    assert_eq!(
+        f.push(b"AB\r\nABC\r\n"),
+        vec![code("AB"), overlong(b"AB", 2)]
+    );
+}
+
+#[test]
+fn overlong_is_reported_as_soon_as_a_byte_cannot_be_the_terminator() {
+    let mut f = Framer::new(b"\r\n", false, 2);
+    assert_eq!(f.push(b"AB\r"), vec![], "CR may still start the terminator");
+    assert_eq!(f.push(b"X"), vec![overlong(b"AB", 2)]);
+    assert_eq!(f.push(b"\r\nYZ\r\n"), vec![code("YZ")]);
+}
+
+#[test]
+fn partial_terminator_is_the_longest_matching_beginning() {
+    assert_eq!(partial_terminator(b"AB#E", b"#END"), 2);
+    assert_eq!(partial_terminator(b"AB#EN", b"#END"), 3);
+    assert_eq!(partial_terminator(b"ABC", b"#END"), 0);
+    assert_eq!(partial_terminator(b"ABC", b""), 0);
+    assert_eq!(partial_terminator(b"A\r", b"\r\n"), 1);
+}
