@@ -7,14 +7,62 @@
 //!   [`ScannerConfig::validate`]; `raw.rs` is the flat serde mirror the TOML is read into.
 //! - [`framing`]: pure code cutting the byte stream into frames and sorting them into codes,
 //!   no-reads and command replies.
+//! - `pipeline.rs`: one connection — read, frame, submit in order; await verdicts in the same
+//!   order and write the accept/reject replies and the periodic trigger command.
+//! - `serial.rs`, `tcp.rs`: the transports and their reopen / reconnect loops (the TCP client
+//!   uses the crate's shared [`crate::backoff::Backoff`]).
+//!
+//! See `README.md` in this folder for the keys and examples per reader model.
 
 pub mod config;
 pub mod framing;
+mod pipeline;
 mod raw;
+mod serial;
+mod tcp;
 mod validate;
+
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use crate::reading::Sink;
+use crate::shutdown::Shutdown;
 
 pub use config::{
     DialogueConfig, FlowControl, FramingConfig, Parity, ScannerConfig, SerialConfig,
     TcpClientConfig, TcpServerConfig, Terminator, Transport,
 };
 pub use validate::{MAX_FRAME_LIMIT, STANDARD_BAUD_RATES};
+
+/// Runs the scanner source `source_id` until `shutdown` triggers or the agent stops taking
+/// readings from `sink`. Every code, no-read and malformed frame is submitted in the order it
+/// was read. `config` should have passed [`ScannerConfig::validate`]; values it would reject
+/// do not panic here but are clamped.
+pub async fn run(config: ScannerConfig, source_id: String, sink: Sink, mut shutdown: Shutdown) {
+    let ScannerConfig {
+        transport,
+        framing,
+        dialogue,
+    } = config;
+    let ctx = Arc::new(pipeline::Context::new(
+        source_id.clone(),
+        sink.clone(),
+        framing,
+        dialogue,
+    ));
+    let transport_loop = async {
+        match &transport {
+            config::Transport::Serial(serial) => serial::run(serial, &ctx).await,
+            config::Transport::TcpClient(client) => tcp::run_client(client, &ctx).await,
+            config::Transport::TcpServer(server) => tcp::run_server(server, ctx.clone()).await,
+        }
+    };
+    let source = source_id.as_str();
+    tokio::select! {
+        () = shutdown.wait() => info!(source, "scanner {source}: stopped (shutdown)"),
+        () = sink.closed() => info!(source, "scanner {source}: stopped, the agent no longer accepts readings"),
+        () = transport_loop => info!(source, "scanner {source}: stopped, the agent no longer accepts readings"),
+    }
+}

@@ -1,0 +1,228 @@
+//! One connection's life: read bytes → frames → readings submitted in order; verdicts awaited in
+//! the same order on the side, each answered with the configured accept or reject reply.
+//!
+//! Reading never waits for a verdict: the read loop submits and hands the [`Ticket`] to the
+//! write loop through a bounded queue ([`MAX_OUTSTANDING`] tickets), so memory stays bounded and
+//! a stalled agent (or a reader that stops taking our replies) stops reading, instead of
+//! buffering. Back-pressure from the agent comes through [`Sink::submit`] awaiting.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{MissedTickBehavior, interval, sleep};
+use tracing::{debug, trace};
+
+use crate::reading::{Reading, Sink, Ticket, Verdict};
+
+use super::config::{DialogueConfig, FramingConfig};
+use super::framing::{Classified, Classifier, Framer};
+
+/// Readings of one connection whose verdict may be outstanding at once.
+pub(crate) const MAX_OUTSTANDING: usize = 256;
+
+/// Bytes asked of the device per read.
+const READ_BUFFER: usize = 4096;
+
+/// Everything a connection needs, shared by all connections of a source.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub source_id: String,
+    pub sink: Sink,
+    pub framing: FramingConfig,
+    pub classifier: Classifier,
+    pub dialogue: DialogueConfig,
+}
+
+impl Context {
+    pub fn new(
+        source_id: String,
+        sink: Sink,
+        framing: FramingConfig,
+        dialogue: DialogueConfig,
+    ) -> Self {
+        let classifier = Classifier::from_config(&framing);
+        Context {
+            source_id,
+            sink,
+            framing,
+            classifier,
+            dialogue,
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub(crate) enum SessionEnd {
+    /// The device closed the stream (TCP FIN, or a serial read of 0 bytes).
+    Closed,
+    ReadFailed(io::Error),
+    WriteFailed(io::Error),
+    /// The agent stopped taking readings: the whole source stops.
+    SinkClosed,
+}
+
+impl fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionEnd::Closed => f.write_str("the device closed the connection"),
+            SessionEnd::ReadFailed(e) => write!(f, "read failed: {e}"),
+            SessionEnd::WriteFailed(e) => write!(f, "write failed: {e}"),
+            SessionEnd::SinkClosed => f.write_str("the agent no longer accepts readings"),
+        }
+    }
+}
+
+/// Runs one connection until it ends. `attributes` are attached to every reading.
+pub(crate) async fn run_session<R, W>(
+    ctx: &Context,
+    reader: R,
+    writer: W,
+    attributes: &BTreeMap<String, String>,
+) -> SessionEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (tickets_tx, tickets_rx) = mpsc::channel(MAX_OUTSTANDING);
+    tokio::select! {
+        end = read_loop(ctx, reader, tickets_tx, attributes) => end,
+        end = write_loop(ctx, writer, tickets_rx) => end,
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    ctx: &Context,
+    mut reader: R,
+    tickets: mpsc::Sender<Ticket>,
+    attributes: &BTreeMap<String, String>,
+) -> SessionEnd {
+    let mut framer = Framer::from_config(&ctx.framing);
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        let idle = ctx.framing.idle_timeout.filter(|_| framer.is_pending());
+        let frames = tokio::select! {
+            read = reader.read(&mut buf) => match read {
+                Ok(0) => return SessionEnd::Closed,
+                Ok(n) => {
+                    trace!(source = %ctx.source_id, bytes = %buf[..n].escape_ascii(), "read");
+                    framer.push(&buf[..n])
+                }
+                Err(e) => return SessionEnd::ReadFailed(e),
+            },
+            () = sleep(idle.unwrap_or(Duration::ZERO)), if idle.is_some() => {
+                framer.flush_idle().into_iter().collect()
+            }
+        };
+        for frame in frames {
+            let kind = match ctx.classifier.classify(frame) {
+                Classified::Ignored(bytes) => {
+                    debug!(source = %ctx.source_id, frame = %bytes.escape_ascii(),
+                        "scanner {}: dropped a command reply", ctx.source_id);
+                    continue;
+                }
+                Classified::Reading(kind) => kind,
+            };
+            debug!(source = %ctx.source_id, reading = ?kind, "scanner {}: reading", ctx.source_id);
+            let mut reading = Reading::now(kind);
+            reading.attributes = attributes.clone();
+            let Ok(ticket) = ctx.sink.submit(reading).await else {
+                return SessionEnd::SinkClosed;
+            };
+            if tickets.send(ticket).await.is_err() {
+                // The write loop ended; its result wins the select in `run_session`.
+                return SessionEnd::Closed;
+            }
+        }
+    }
+}
+
+type VerdictFuture = Pin<Box<dyn Future<Output = Verdict> + Send>>;
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    ctx: &Context,
+    mut writer: W,
+    mut tickets: mpsc::Receiver<Ticket>,
+) -> SessionEnd {
+    let dialogue = &ctx.dialogue;
+    let mut trigger = dialogue.trigger_command.as_ref().map(|command| {
+        // The first tick fires at once: a host-triggered reader is triggered on connect.
+        let mut ticks = interval(dialogue.trigger_interval.max(Duration::from_millis(1)));
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        (command.as_bytes(), ticks)
+    });
+    let mut pending: Option<VerdictFuture> = None;
+    loop {
+        let message: Option<&[u8]> = tokio::select! {
+            verdict = async { pending.as_mut().expect("guarded by the branch condition").await },
+                if pending.is_some() =>
+            {
+                pending = None;
+                reply_for(&verdict, dialogue).map(str::as_bytes)
+            }
+            ticket = tickets.recv(), if pending.is_none() => match ticket {
+                Some(ticket) => {
+                    pending = Some(Box::pin(ticket.verdict()));
+                    None
+                }
+                // The read loop ended; `run_session` returns its result.
+                None => std::future::pending().await,
+            },
+            _ = async { trigger.as_mut().expect("guarded").1.tick().await }, if trigger.is_some() => {
+                trigger.as_ref().map(|(command, _)| *command)
+            }
+        };
+        if let Some(message) = message {
+            trace!(source = %ctx.source_id, bytes = %message.escape_ascii(), "write");
+            let written = async {
+                writer.write_all(message).await?;
+                writer.flush().await
+            };
+            if let Err(e) = written.await {
+                return SessionEnd::WriteFailed(e);
+            }
+        }
+    }
+}
+
+/// The reply a verdict calls for: accept when the code is durable and valid (or a duplicate of
+/// one that is), reject when it is durable but invalid / a no-read, or not durable at all.
+pub(crate) fn reply_for<'a>(verdict: &Verdict, dialogue: &'a DialogueConfig) -> Option<&'a str> {
+    match verdict {
+        Verdict::Committed { valid: true, .. } | Verdict::Duplicate => {
+            dialogue.accept_reply.as_deref()
+        }
+        Verdict::Committed { valid: false, .. } | Verdict::NotCommitted { .. } => {
+            dialogue.reject_reply.as_deref()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_follow_validity_not_just_acceptance() {
+        let d = DialogueConfig {
+            accept_reply: Some("OK\r".into()),
+            reject_reply: Some("NG\r".into()),
+            ..DialogueConfig::default()
+        };
+        let committed = |valid| Verdict::Committed { seq: 1, valid };
+        assert_eq!(reply_for(&committed(true), &d), Some("OK\r"));
+        assert_eq!(reply_for(&Verdict::Duplicate, &d), Some("OK\r"));
+        assert_eq!(reply_for(&committed(false), &d), Some("NG\r"));
+        let failed = Verdict::NotCommitted {
+            reason: "disk full".into(),
+        };
+        assert_eq!(reply_for(&failed, &d), Some("NG\r"));
+        assert_eq!(reply_for(&failed, &DialogueConfig::default()), None);
+    }
+}
