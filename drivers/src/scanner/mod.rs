@@ -22,6 +22,8 @@ mod serial;
 mod tcp;
 mod validate;
 
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
