@@ -271,3 +271,6 @@ fn default_validation() -> Validation {
 fn default_dedup_mode() -> DedupMode {
     DedupMode::Drop
 }
+
+#[cfg(test)]
+mod tests;

@@ -134,3 +134,134 @@ fn gs1_reason(g: &Gs1Data) -> String {
     }
     format!("invalid GS1: {}", parts.join("; "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GS: &str = "\u{1d}";
+
+    fn rules(aim: bool, validation: Validation, pattern: Option<&str>) -> Rules {
+        Rules {
+            aim,
+            validation,
+            pattern: pattern.map(|p| regex::Regex::new(p).unwrap()),
+        }
+    }
+
+    fn code(text: &str) -> Reading {
+        Reading::now(ReadingKind::Code(text.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn a_gs1_datamatrix_with_aim_is_parsed_and_valid() {
+        let r = rules(true, Validation::Gs1, None);
+        let c = r.classify(
+            &code(&format!("]d201095060001343521726123110ABC123{GS}21SN0001")),
+            2026,
+        );
+        assert_eq!(c.kind, Kind::Scan, "{c:?}");
+        assert_eq!(c.symbology.as_ref().unwrap().aim, "]d2");
+        let code = c.code.unwrap();
+        assert!(
+            code.text.starts_with("0109506000134352"),
+            "the AIM id is split off"
+        );
+        let gs1 = c.gs1.unwrap();
+        let ais: Vec<(&str, &str)> = gs1
+            .elements
+            .iter()
+            .map(|e| (e.ai.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            ais,
+            [
+                ("01", "09506000134352"),
+                ("17", "261231"),
+                ("10", "ABC123"),
+                ("21", "SN0001")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_check_digit_is_an_invalid_event_with_the_reason() {
+        let r = rules(true, Validation::Gs1, None);
+        let c = r.classify(&code("]d2010950600013435317261231"), 2026);
+        assert_eq!(c.kind, Kind::Invalid);
+        assert!(c.reason.unwrap().contains("check digit"));
+    }
+
+    #[test]
+    fn a_non_gs1_symbology_fails_gs1_validation_and_is_not_parsed() {
+        let r = rules(true, Validation::Gs1, None);
+        let c = r.classify(&code("]d1010950600013435217261231"), 2026);
+        assert_eq!(c.kind, Kind::Invalid);
+        assert!(c.gs1.is_none(), "never extract AIs from ]d1 data");
+        assert!(c.reason.unwrap().contains("]d1"));
+    }
+
+    #[test]
+    fn without_validation_gs1_is_still_attached_when_announced() {
+        let r = rules(true, Validation::None, None);
+        let c = r.classify(&code("]C100106141411234567897"), 2026);
+        assert_eq!(c.kind, Kind::Scan);
+        assert_eq!(c.gs1.unwrap().elements[0].ai, "00");
+        let plain = r.classify(&code("]A0HELLO"), 2026);
+        assert_eq!(plain.kind, Kind::Scan);
+        assert!(plain.gs1.is_none());
+    }
+
+    #[test]
+    fn a_digital_link_qr_is_parsed() {
+        let r = rules(false, Validation::Gs1, None);
+        let c = r.classify(
+            &code("https://id.gs1.org/01/09506000134352/10/ABC123/21/SN0001?17=261231"),
+            2026,
+        );
+        assert_eq!(c.kind, Kind::Scan, "{c:?}");
+        assert_eq!(c.gs1.unwrap().elements.len(), 4);
+    }
+
+    #[test]
+    fn regex_must_match_the_whole_code() {
+        let r = rules(false, Validation::Regex, Some("[A-Z]{2}[0-9]{4}"));
+        assert_eq!(r.classify(&code("AB1234"), 2026).kind, Kind::Scan);
+        assert_eq!(r.classify(&code("xAB1234"), 2026).kind, Kind::Invalid);
+        assert_eq!(r.classify(&code("AB12345"), 2026).kind, Kind::Invalid);
+    }
+
+    #[test]
+    fn noreads_malformed_frames_and_empty_codes_are_their_own_kinds() {
+        let r = rules(false, Validation::None, None);
+        assert_eq!(
+            r.classify(&Reading::now(ReadingKind::NoRead), 2026).kind,
+            Kind::Noread
+        );
+        let m = r.classify(
+            &Reading::now(ReadingKind::Malformed {
+                bytes: b"XXXX".to_vec(),
+                reason: "frame longer than 4 bytes".into(),
+            }),
+            2026,
+        );
+        assert_eq!(
+            (m.kind, m.reason.as_deref()),
+            (Kind::Invalid, Some("frame longer than 4 bytes"))
+        );
+        assert_eq!(r.classify(&code(""), 2026).kind, Kind::Invalid);
+    }
+
+    #[test]
+    fn non_utf8_bytes_survive_as_an_event() {
+        let r = rules(false, Validation::None, None);
+        let c = r.classify(
+            &Reading::now(ReadingKind::Code(vec![b'A', 0xFF, b'B'])),
+            2026,
+        );
+        assert_eq!(c.kind, Kind::Scan);
+        let code = c.code.unwrap();
+        assert!(!code.utf8);
+        assert_eq!(code.text, "A\\xFFB");
+    }
+}
