@@ -1,0 +1,251 @@
+//! The real `tracegate` binary: `run` as a child process with its config and queue in a
+//! temporary folder, and the `check` / `queue stats` commands.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::process::{kill9, spawn_tied, terminate, tracegate_bin};
+use crate::wait::{poll_until, wait_until};
+
+/// The config's file name inside the agent's folder (it appears in `check`'s messages).
+pub const CONFIG_FILE: &str = "line.toml";
+
+/// `tracegate queue stats --json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueStats {
+    pub depth: u64,
+    pub bytes: u64,
+    pub oldest_seq: Option<u64>,
+    pub oldest_captured_ms: Option<i64>,
+    pub oldest_age_ms: Option<i64>,
+    pub next_seq: u64,
+    pub dropped_total: u64,
+    pub max_events: u64,
+    pub max_bytes: u64,
+    pub overflow: String,
+    pub full: bool,
+    pub path: String,
+}
+
+/// A `tracegate run` process. Dropping it kills the agent (SIGKILL).
+pub struct Agent {
+    dir: TempDir,
+    config: PathBuf,
+    child: Option<Child>,
+    runs: u32,
+}
+
+impl Agent {
+    /// Writes `config_toml` to a fresh folder and starts the agent on it. Put
+    /// `path = "queue.db"` in `[store]`: relative paths resolve against the config's folder.
+    pub fn start(config_toml: &str) -> Agent {
+        let dir = tempfile::Builder::new()
+            .prefix("tg-agent-")
+            .tempdir()
+            .expect("tempdir");
+        let config = dir.path().join(CONFIG_FILE);
+        fs::write(&config, config_toml).expect("write the agent's config");
+        let mut agent = Agent {
+            dir,
+            config,
+            child: None,
+            runs: 0,
+        };
+        agent.spawn();
+        agent
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.stderr_path())
+            .expect("open the agent's stderr log");
+        let mut marker = stderr.try_clone().expect("clone log handle");
+        use std::io::Write;
+        let _ = writeln!(marker, "==== tracegate-tests: run {} ====", self.runs);
+        let child = spawn_tied(
+            Command::new(tracegate_bin())
+                .arg("run")
+                .arg("--config")
+                .arg(&self.config)
+                .env("RUST_LOG", "info,tracegate=debug")
+                .env_remove("JOURNAL_STREAM")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr),
+        )
+        .expect("spawn tracegate run");
+        self.child = Some(child);
+    }
+
+    /// The agent's folder (config, queue, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join("agent.stderr.log")
+    }
+
+    /// Everything the agent wrote to stderr, all runs (separated by marker lines).
+    pub fn stderr_text(&self) -> String {
+        fs::read_to_string(self.stderr_path()).unwrap_or_default()
+    }
+
+    /// The last `n` lines of the log, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = self.stderr_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+        format!("---- agent log (last {n} lines) ----\n{tail}\n----")
+    }
+
+    /// Waits until the log (all runs) contains `needle` at least `times` times.
+    pub fn wait_log(&self, needle: &str, times: usize, timeout: Duration) {
+        wait_until(
+            &format!("{times}× {needle:?} in the agent's log"),
+            timeout,
+            || self.stderr_text().matches(needle).count() >= times,
+            || self.log_tail(40),
+        );
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// SIGKILL: the agent dies mid-whatever, as on a power cut of the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill9(&mut child);
+        }
+    }
+
+    /// SIGTERM and wait (up to 15 s) for a clean stop; panics if it had to be killed.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the agent is not running");
+        let (status, clean) = terminate(&mut child, Duration::from_secs(15));
+        assert!(
+            clean,
+            "the agent did not stop within 15s of SIGTERM\n{}",
+            self.log_tail(40)
+        );
+        status
+    }
+
+    /// Starts the agent again on the same config and queue (killing it first if it runs).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// `tracegate queue stats --config <file> --json`, raw.
+    pub fn queue_stats_json(&self) -> Value {
+        let out = Command::new(tracegate_bin())
+            .args(["queue", "stats", "--json", "--config"])
+            .arg(&self.config)
+            .output()
+            .expect("run tracegate queue stats");
+        assert!(
+            out.status.success(),
+            "tracegate queue stats failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "queue stats printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// `tracegate queue stats --json`, typed.
+    pub fn queue_stats(&self) -> QueueStats {
+        let v = self.queue_stats_json();
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("queue stats JSON {v}: {e}"))
+    }
+
+    /// Polls `queue stats` (every 100 ms) until `done` holds; panics after `timeout` with the
+    /// last figures and the log.
+    pub fn wait_queue(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&QueueStats) -> bool,
+    ) -> QueueStats {
+        let mut last = None;
+        let ok = poll_until(timeout, Duration::from_millis(100), || {
+            let s = self.queue_stats();
+            let ok = done(&s);
+            last = Some(s);
+            ok
+        });
+        assert!(
+            ok,
+            "timed out after {timeout:?} waiting for the queue: {what}; last stats {last:?}\n{}",
+            self.log_tail(40)
+        );
+        last.expect("polled at least once")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `tracegate check --config <dir>/line.toml` on `config_toml`: (exit code, stdout, stderr).
+pub fn check(config_toml: &str) -> (i32, String, String) {
+    check_with_files(config_toml, &[]).0
+}
+
+/// Like [`check`], with extra files written next to the config (e.g. a password file). Also
+/// returns the folder, which lives as long as the returned `TempDir`.
+pub fn check_with_files(
+    config_toml: &str,
+    files: &[(&str, &str)],
+) -> ((i32, String, String), TempDir) {
+    let dir = tempfile::Builder::new()
+        .prefix("tg-check-")
+        .tempdir()
+        .expect("tempdir");
+    for (name, content) in files {
+        fs::write(dir.path().join(name), content).expect("write a file next to the config");
+    }
+    let config = dir.path().join(CONFIG_FILE);
+    fs::write(&config, config_toml).expect("write the config");
+    (check_file(&config), dir)
+}
+
+/// `tracegate check --config <path>`: (exit code, stdout, stderr).
+pub fn check_file(path: &Path) -> (i32, String, String) {
+    let out = Command::new(tracegate_bin())
+        .arg("check")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .expect("run tracegate check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
