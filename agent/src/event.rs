@@ -21,6 +21,8 @@ pub enum Kind {
     Noread,
     /// Something was read but failed validation or framing; `reason` says why.
     Invalid,
+    /// A driver reports a condition the operator must hear about (`alarm` says which).
+    Alarm,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             Kind::Scan => "scan",
             Kind::Noread => "noread",
             Kind::Invalid => "invalid",
+            Kind::Alarm => "alarm",
         }
     }
 }
@@ -47,6 +50,15 @@ pub struct Code {
     pub base64: Option<String>,
     /// Length in bytes.
     pub len: usize,
+}
+
+/// A driver's alarm.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alarm {
+    /// Short stable identifier, e.g. `counter_skipped`.
+    pub code: String,
+    /// What happened, as a sentence.
+    pub message: String,
 }
 
 /// One event, as published. `seq` is assigned when the queue commits it.
@@ -79,6 +91,9 @@ pub struct Event {
     /// Why the event is invalid; only on `invalid` events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The alarm, on `alarm` events only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<Alarm>,
     /// True when this is a double read inside the dedup window (dedup = "mark").
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,

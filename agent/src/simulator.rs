@@ -101,11 +101,11 @@ impl SimulatorConfig {
         }
         if self.batch.is_empty()
             || self.batch.len() > 20
-            || !self.batch.bytes().all(|b| b.is_ascii_graphic())
+            || !self.batch.bytes().all(tracegate_gs1::is_cset82)
         {
             p.push((
                 "batch".into(),
-                "batch must be 1–20 printable characters (GS1 AI 10)".into(),
+                "batch must be 1–20 characters of GS1 CSET 82 (AI 10)".into(),
             ));
         }
         if p.is_empty() { Ok(()) } else { Err(p) }
@@ -259,7 +259,7 @@ mod tests {
                         invalid += 1;
                     }
                 }
-                ReadingKind::Malformed { .. } => unreachable!(),
+                ReadingKind::Malformed { .. } | ReadingKind::Alarm { .. } => unreachable!(),
             }
         }
         assert!((800..1200).contains(&noread), "noreads {noread}");

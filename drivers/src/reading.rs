@@ -49,6 +49,10 @@ pub enum ReadingKind {
     /// maximum frame length). `bytes` holds what was received, truncated to the maximum; the
     /// agent publishes it as an invalid event with `reason`.
     Malformed { bytes: Vec<u8>, reason: String },
+    /// Something the operator must hear about that is not a code: a PLC sequence counter that
+    /// skipped values (codes were handed over and missed), a reader fault. `code` is a short
+    /// stable identifier (`counter_skipped`), `message` a sentence. Published on its own topic.
+    Alarm { code: String, message: String },
 }
 
 /// What the agent decided about a reading.

@@ -4,7 +4,7 @@ use tracegate_drivers::{Reading, ReadingKind};
 use tracegate_gs1::{Gs1Data, Symbology, parse_digital_link, parse_element_string, split_aim};
 
 use crate::config::Validation;
-use crate::event::{Code, Kind};
+use crate::event::{Alarm, Code, Kind};
 
 /// What classification found out about one reading.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +14,7 @@ pub struct Classified {
     pub symbology: Option<Symbology>,
     pub gs1: Option<Gs1Data>,
     pub reason: Option<String>,
+    pub alarm: Option<Alarm>,
 }
 
 /// How a source's readings are classified.
@@ -34,6 +35,7 @@ impl Rules {
                 symbology: None,
                 gs1: None,
                 reason: None,
+                alarm: None,
             },
             ReadingKind::Malformed { bytes, reason } => Classified {
                 kind: Kind::Invalid,
@@ -41,6 +43,18 @@ impl Rules {
                 symbology: None,
                 gs1: None,
                 reason: Some(reason.clone()),
+                alarm: None,
+            },
+            ReadingKind::Alarm { code, message } => Classified {
+                kind: Kind::Alarm,
+                code: None,
+                symbology: None,
+                gs1: None,
+                reason: None,
+                alarm: Some(Alarm {
+                    code: code.clone(),
+                    message: message.clone(),
+                }),
             },
             ReadingKind::Code(bytes) => self.classify_code(bytes, year),
         }
@@ -65,6 +79,7 @@ impl Rules {
             symbology,
             gs1,
             reason,
+            alarm: None,
         }
     }
 

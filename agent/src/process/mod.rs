@@ -91,6 +91,15 @@ impl Processor {
             Kind::Noread => {
                 self.counters.noread.fetch_add(1, Ordering::Relaxed);
             }
+            Kind::Alarm => {
+                let a = c.alarm.as_ref();
+                tracing::warn!(
+                    source = %self.source,
+                    alarm = a.map_or("", |a| a.code.as_str()),
+                    "{}",
+                    a.map_or("", |a| a.message.as_str())
+                );
+            }
             Kind::Scan => {}
         }
         let event = Event {
@@ -110,6 +119,7 @@ impl Processor {
             gs1: c.gs1,
             validation: self.validation.name(),
             reason: c.reason,
+            alarm: c.alarm,
             duplicate,
             attributes: reading.attributes,
         };

@@ -29,6 +29,7 @@ fn event(text: &str) -> NewEvent {
             gs1: None,
             validation: "none",
             reason: None,
+            alarm: None,
             duplicate: false,
             attributes: Default::default(),
         },
