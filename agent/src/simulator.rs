@@ -3,7 +3,7 @@
 //! GTIN (01), expiry (17), batch (10) and a unique serial (21), prefixed with the AIM
 //! identifier `]d2`. A configurable share are no-reads and invalid codes.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -197,10 +197,7 @@ pub async fn run(config: SimulatorConfig, source: String, sink: Sink, mut shutdo
                 return;
             }
             let kind = generator.next_kind(&mut rand::rng());
-            let reading = Reading {
-                captured_at: SystemTime::now(),
-                ..Reading::now(kind)
-            };
+            let reading = Reading::now(kind);
             tokio::select! {
                 r = sink.submit(reading) => if r.is_err() { return },
                 _ = shutdown.wait() => return,

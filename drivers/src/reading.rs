@@ -24,6 +24,12 @@ pub struct Reading {
     /// Values read from the device together with the code (PLC context tags, reader
     /// read-cycle id, …), attached to the event as they are.
     pub attributes: BTreeMap<String, String>,
+    /// Identifies this handover from the device, for drivers whose device presents a code
+    /// until it is acknowledged (a PLC sequence counter value, an OPC UA counter). When the
+    /// agent's last committed reading from this source carries the same handover id — the agent
+    /// committed it, then stopped before the device was acknowledged — the verdict repeats that
+    /// commit instead of creating a second event. `None` for devices without a handshake.
+    pub handover: Option<String>,
 }
 
 impl Reading {
@@ -33,6 +39,7 @@ impl Reading {
             captured_at: SystemTime::now(),
             kind,
             attributes: BTreeMap::new(),
+            handover: None,
         }
     }
 }

@@ -66,6 +66,7 @@ impl Processor {
     /// Builds the event for a reading. `None` when it is a double read to drop.
     pub fn event(&mut self, reading: Reading, now: Instant) -> Option<NewEvent> {
         let year = year_of(&rfc3339(reading.captured_at));
+        let handover = reading.handover.clone();
         let c: Classified = self.rules.classify(&reading, year);
         let mut duplicate = false;
         if let (Some((dedup, mode)), tracegate_drivers::ReadingKind::Code(bytes)) =
@@ -124,7 +125,11 @@ impl Processor {
             attributes: reading.attributes,
         };
         let topic = format!("{}/{}", self.topic_base, c.kind.topic_level());
-        Some(NewEvent { event, topic })
+        Some(NewEvent {
+            event,
+            topic,
+            handover,
+        })
     }
 
     /// Takes the source's submissions until its driver stops, sending events to the queue.

@@ -10,6 +10,9 @@
 //!   (re)publication of an event is byte-identical.
 //! - `meta(key, value)` — `next_seq` (the seq the next event gets; survives deleting every
 //!   row) and `dropped_total` (events deleted undelivered by `drop_oldest`).
+//! - `handovers(source, key, seq, valid)` — per source, the last committed handover id (a PLC
+//!   sequence counter value): when a device presents the same handover again because the agent
+//!   stopped between commit and acknowledgement, the commit is repeated, not duplicated.
 //! - `PRAGMA user_version` — the schema version ([`store`]).
 //!
 //! # Invariants

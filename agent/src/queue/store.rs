@@ -1,13 +1,14 @@
 //! The SQLite side of the queue: synchronous, owned by the writer thread (and opened
 //! read-only-in-spirit by `tracegate queue stats`).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::config::Overflow;
-use crate::event::Event;
+use crate::event::{Event, Kind};
 
 /// Schema version in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
@@ -24,6 +25,12 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handovers (
+    source TEXT PRIMARY KEY,          -- the source's id
+    key    TEXT    NOT NULL,          -- the last committed handover id (e.g. a PLC counter)
+    seq    INTEGER NOT NULL,          -- the seq it was committed as
+    valid  INTEGER NOT NULL           -- whether that event was valid
 );
 ";
 
@@ -58,6 +65,8 @@ pub struct Limits {
 pub struct NewEvent {
     pub event: Event,
     pub topic: String,
+    /// The device's handover id ([`tracegate_drivers::Reading::handover`]).
+    pub handover: Option<String>,
 }
 
 /// A committed event as the publisher sends it.
@@ -87,14 +96,34 @@ pub struct Stats {
     pub max_bytes: u64,
 }
 
+/// One event a commit took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// Its seq; for a repeated handover, the seq of the original commit.
+    pub seq: u64,
+    /// Whether it is a valid scan (else invalid, no-read or alarm).
+    pub valid: bool,
+    /// True when this was a handover already committed (nothing new was written for it).
+    pub repeated: bool,
+}
+
 /// What one commit did.
 #[derive(Debug, Default)]
 pub struct Committed {
-    /// The seq of each accepted event, in order. May be shorter than the input under
-    /// `block` when the queue filled: the rest were not committed.
-    pub seqs: Vec<u64>,
+    /// One entry per event taken, in input order. Shorter than the input under `block` when
+    /// the queue filled: the rest were not committed.
+    pub accepted: Vec<Accepted>,
+    /// The highest seq written by this commit.
+    pub last_seq: Option<u64>,
     /// Events deleted undelivered to make room (`drop_oldest`).
     pub dropped: u64,
+}
+
+impl Committed {
+    /// The seqs of the events taken, in order.
+    pub fn seqs(&self) -> Vec<u64> {
+        self.accepted.iter().map(|a| a.seq).collect()
+    }
 }
 
 /// The open queue database.
@@ -105,6 +134,8 @@ pub struct Store {
     depth: u64,
     bytes: u64,
     dropped_total: u64,
+    /// The `handovers` table, in memory: source → (key, seq, valid).
+    handovers: HashMap<String, (String, u64, bool)>,
 }
 
 impl Store {
@@ -148,6 +179,7 @@ impl Store {
             depth: 0,
             bytes: 0,
             dropped_total: 0,
+            handovers: HashMap::new(),
         };
         store.load_totals().map_err(open_err)?;
         Ok(store)
@@ -171,6 +203,11 @@ impl Store {
         self.next_seq = next_meta.max(max_seq.map_or(1, |m| m + 1)).max(1);
         self.depth = depth;
         self.bytes = bytes;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, key, seq, valid FROM handovers")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
+        self.handovers = rows.collect::<Result<_, _>>()?;
         Ok(())
     }
 
@@ -200,6 +237,8 @@ impl Store {
         let (mut depth, mut bytes, mut next_seq) = (self.depth, self.bytes, self.next_seq);
         let mut dropped = 0u64;
         let mut out = Committed::default();
+        // Handovers written by this transaction; applied to `self` once it commits.
+        let mut handovers: HashMap<String, (String, u64, bool)> = HashMap::new();
         {
             let mut del = tx.prepare_cached("DELETE FROM events WHERE seq = ?1 RETURNING bytes")?;
             for seq in deletes {
@@ -213,7 +252,24 @@ impl Store {
             )?;
             let mut oldest =
                 tx.prepare_cached("SELECT seq, bytes FROM events ORDER BY seq LIMIT 1")?;
+            let mut upsert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO handovers (source, key, seq, valid) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for new in events.iter_mut() {
+                let valid = new.event.kind == Kind::Scan;
+                if let Some(key) = &new.handover {
+                    let last = handovers
+                        .get(&new.event.source)
+                        .or_else(|| self.handovers.get(&new.event.source));
+                    if let Some((_, seq, valid)) = last.filter(|(k, _, _)| k == key) {
+                        out.accepted.push(Accepted {
+                            seq: *seq,
+                            valid: *valid,
+                            repeated: true,
+                        });
+                        continue;
+                    }
+                }
                 new.event.seq = next_seq;
                 let payload = serde_json::to_vec(&new.event)?;
                 let len = payload.len() as u64;
@@ -242,12 +298,21 @@ impl Store {
                     len,
                     payload
                 ])?;
-                out.seqs.push(next_seq);
+                if let Some(key) = &new.handover {
+                    upsert.execute(params![new.event.source, key, next_seq, valid])?;
+                    handovers.insert(new.event.source.clone(), (key.clone(), next_seq, valid));
+                }
+                out.accepted.push(Accepted {
+                    seq: next_seq,
+                    valid,
+                    repeated: false,
+                });
+                out.last_seq = Some(next_seq);
                 next_seq += 1;
                 depth += 1;
                 bytes += len;
             }
-            if !out.seqs.is_empty() {
+            if out.last_seq.is_some() {
                 tx.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?1)",
                     [next_seq],
@@ -265,6 +330,7 @@ impl Store {
         self.bytes = bytes;
         self.next_seq = next_seq;
         self.dropped_total += dropped;
+        self.handovers.extend(handovers);
         out.dropped = dropped;
         Ok(out)
     }

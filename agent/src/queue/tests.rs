@@ -34,6 +34,7 @@ fn event(text: &str) -> NewEvent {
             attributes: Default::default(),
         },
         topic: "t/st/src/scan".into(),
+        handover: None,
     }
 }
 
@@ -52,12 +53,12 @@ fn seqs_stay_gap_free_across_reopen_even_after_every_row_was_delivered() {
     {
         let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
         let done = s.commit(&mut [event("a"), event("b")], &[]).unwrap();
-        assert_eq!(done.seqs, [1, 2]);
+        assert_eq!(done.seqs(), [1, 2]);
         s.commit(&mut [], &[1, 2]).unwrap();
         assert_eq!(s.stats().unwrap().depth, 0);
     }
     let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
-    assert_eq!(s.commit(&mut [event("c")], &[]).unwrap().seqs, [3]);
+    assert_eq!(s.commit(&mut [event("c")], &[]).unwrap().seqs(), [3]);
 }
 
 #[test]
@@ -81,11 +82,11 @@ fn block_policy_commits_only_what_fits_and_keeps_the_rest_uncommitted() {
     let done = s
         .commit(&mut [event("1"), event("2"), event("3"), event("4")], &[])
         .unwrap();
-    assert_eq!(done.seqs, [1, 2, 3]);
+    assert_eq!(done.seqs(), [1, 2, 3]);
     assert!(s.is_full());
     // Deleting a delivered row makes room; the next event takes the next seq, no gap.
     let done = s.commit(&mut [event("4")], &[1]).unwrap();
-    assert_eq!(done.seqs, [4]);
+    assert_eq!(done.seqs(), [4]);
     assert_eq!(s.stats().unwrap().oldest_seq, Some(2));
 }
 
@@ -100,7 +101,7 @@ fn drop_oldest_deletes_the_oldest_rows_and_counts_them() {
             &[],
         )
         .unwrap();
-    assert_eq!(done.seqs, [1, 2, 3, 4, 5]);
+    assert_eq!(done.seqs(), [1, 2, 3, 4, 5]);
     assert_eq!(done.dropped, 2);
     let stats = s.stats().unwrap();
     assert_eq!(
@@ -132,7 +133,7 @@ fn byte_limit_counts_payload_bytes() {
         )
         .unwrap();
     assert_eq!(
-        done.seqs.len(),
+        done.accepted.len(),
         2,
         "two ~900-byte payloads fit in 2000 bytes, a third does not"
     );
@@ -156,7 +157,7 @@ fn a_rolled_back_transaction_leaves_nothing_behind() {
         "a locked database must fail the commit, not pretend"
     );
     ro.execute_batch("ROLLBACK").unwrap();
-    assert_eq!(s.commit(&mut [event("b")], &[]).unwrap().seqs, [2]);
+    assert_eq!(s.commit(&mut [event("b")], &[]).unwrap().seqs(), [2]);
 }
 
 #[tokio::test]
@@ -216,4 +217,45 @@ async fn fetch_skips_rows_whose_delete_is_not_yet_committed() {
     queue.delete(vec![1]).await.unwrap();
     let rows = queue.fetch(0, 10).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+}
+
+#[test]
+fn a_handover_committed_before_a_crash_is_not_committed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let with_key = |text: &str, key: &str| NewEvent {
+        handover: Some(key.into()),
+        ..event(text)
+    };
+    {
+        let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
+        let done = s
+            .commit(&mut [with_key("A", "41"), with_key("B", "42")], &[])
+            .unwrap();
+        assert_eq!(done.seqs(), [1, 2]);
+        // The agent "dies" here: committed, device not yet acknowledged.
+    }
+    let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
+    // The PLC presents counter 42 again: the verdict repeats seq 2, nothing new is written.
+    let done = s.commit(&mut [with_key("B", "42")], &[]).unwrap();
+    assert_eq!(
+        done.accepted[0],
+        super::store::Accepted {
+            seq: 2,
+            valid: true,
+            repeated: true
+        }
+    );
+    assert_eq!(done.last_seq, None);
+    assert_eq!(s.stats().unwrap().depth, 2);
+    // The next handover is new.
+    assert_eq!(
+        s.commit(&mut [with_key("C", "43")], &[]).unwrap().seqs(),
+        [3]
+    );
+    // Only the last handover per source counts: an old key comes back as new data.
+    assert_eq!(
+        s.commit(&mut [with_key("A", "41")], &[]).unwrap().seqs(),
+        [4]
+    );
 }

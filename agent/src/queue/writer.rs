@@ -10,7 +10,6 @@ use tracegate_drivers::Verdict;
 
 use super::store::{NewEvent, Row, Stats, Store};
 use crate::config::Overflow;
-use crate::event::Kind;
 
 /// The writer has stopped (shutdown, or its thread failed).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -266,21 +265,24 @@ impl Writer {
                         "queue full: deleted the oldest undelivered events (overflow = drop_oldest)"
                     );
                 }
-                let n = done.seqs.len();
+                let n = done.accepted.len();
                 self.stalled = n < events.len();
                 for (i, (event, reply)) in events.into_iter().zip(replies).enumerate() {
-                    if i < n {
-                        let valid = event.event.kind == Kind::Scan;
-                        let _ = reply.send(Verdict::Committed {
-                            seq: done.seqs[i],
-                            valid,
-                        });
-                    } else {
-                        self.pending.push(Append { event, reply });
+                    match done.accepted.get(i) {
+                        Some(a) => {
+                            if a.repeated {
+                                tracing::info!(source = %event.event.source, seq = a.seq, "handover already committed before a restart; acknowledging it again");
+                            }
+                            let _ = reply.send(Verdict::Committed {
+                                seq: a.seq,
+                                valid: a.valid,
+                            });
+                        }
+                        None => self.pending.push(Append { event, reply }),
                     }
                 }
-                if let Some(last) = done.seqs.last() {
-                    self.committed.send_replace(*last);
+                if let Some(last) = done.last_seq {
+                    self.committed.send_replace(last);
                 }
             }
             Err(e) => {
