@@ -42,6 +42,9 @@ pub struct FakeReader {
     _slave: Option<OwnedFd>,
     /// The device path for the agent's `port` (pty only).
     pub path: Option<PathBuf>,
+    /// The TCP connection, shut down on drop (the reading thread holds a clone of the socket,
+    /// so dropping the writer alone would not close it).
+    tcp: Option<TcpStream>,
 }
 
 impl FakeReader {
@@ -66,7 +69,10 @@ impl FakeReader {
     pub fn tcp(stream: TcpStream) -> FakeReader {
         stream.set_nodelay(true).expect("nodelay");
         let reading = stream.try_clone().expect("clone stream");
-        Self::with_io(Box::new(stream), reading)
+        let mut reader =
+            Self::with_io(Box::new(stream.try_clone().expect("clone stream")), reading);
+        reader.tcp = Some(stream);
+        reader
     }
 
     fn with_io(
@@ -103,6 +109,7 @@ impl FakeReader {
             taken: 0,
             _slave: None,
             path: None,
+            tcp: None,
         }
     }
 
@@ -177,6 +184,15 @@ impl FakeReader {
                 .wait_timeout(state, deadline - now)
                 .unwrap()
                 .0;
+        }
+    }
+}
+
+impl Drop for FakeReader {
+    /// A TCP reader hangs up (FIN to the agent).
+    fn drop(&mut self) {
+        if let Some(stream) = &self.tcp {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
 }
