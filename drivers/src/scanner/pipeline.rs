@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval, sleep};
 use tracing::{debug, trace};
 
-use crate::reading::{Reading, Sink, Ticket, Verdict};
+use crate::reading::{Reading, ReadingKind, Sink, Ticket, Verdict};
 
 use super::config::{DialogueConfig, FramingConfig};
 use super::framing::{Classified, Classifier, Framer};
@@ -129,7 +129,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 Classified::Reading(kind) => kind,
             };
-            debug!(source = %ctx.source_id, reading = ?kind, "scanner {}: reading", ctx.source_id);
+            debug!(source = %ctx.source_id, reading = %Describe(&kind),
+                "scanner {}: read {}", ctx.source_id, Describe(&kind));
             let mut reading = Reading::now(kind);
             reading.attributes = attributes.clone();
             let Ok(ticket) = ctx.sink.submit(reading).await else {
@@ -139,6 +140,26 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 // The write loop ended; its result wins the select in `run_session`.
                 return SessionEnd::Closed;
             }
+        }
+    }
+}
+
+/// A reading for logs: bytes shown as escaped ASCII, not as a list of numbers.
+struct Describe<'a>(&'a ReadingKind);
+
+impl fmt::Display for Describe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ReadingKind::Code(bytes) => write!(f, "code \"{}\"", bytes.escape_ascii()),
+            ReadingKind::NoRead => f.write_str("a no-read"),
+            ReadingKind::Malformed { bytes, reason } => {
+                write!(
+                    f,
+                    "a malformed frame ({reason}): \"{}\"",
+                    bytes.escape_ascii()
+                )
+            }
+            ReadingKind::Alarm { code, message } => write!(f, "alarm {code}: {message}"),
         }
     }
 }

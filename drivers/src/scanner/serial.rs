@@ -50,24 +50,21 @@ pub(crate) async fn run(config: &SerialConfig, ctx: &Context) {
     let source = ctx.source_id.as_str();
     let port = config.port.as_str();
     let every = humantime::format_duration(config.reopen_interval);
-    // A problem has been logged and not yet followed by a successful open.
+    // A warning has been logged for the current outage (or the failed start): further failed
+    // attempts stay quiet. Every session ends with such a warning, so this never resets.
     let mut down = false;
+    let mut opened_before = false;
     loop {
         match open(config) {
             Ok(stream) => {
-                if down {
-                    info!(
-                        source,
-                        port, "scanner {source}: serial port {port} reopened"
-                    );
-                } else {
-                    info!(
-                        source,
-                        port,
-                        baud = config.baud,
-                        "scanner {source}: serial port {port} opened"
-                    );
-                }
+                let what = if opened_before { "reopened" } else { "opened" };
+                info!(
+                    source,
+                    port,
+                    baud = config.baud,
+                    "scanner {source}: serial port {port} {what}"
+                );
+                opened_before = true;
                 let (reader, writer) = tokio::io::split(stream);
                 let end = run_session(ctx, reader, writer, &BTreeMap::new()).await;
                 if let SessionEnd::SinkClosed = end {

@@ -58,19 +58,20 @@ pub(crate) async fn run_client(config: &TcpClientConfig, ctx: &Context) {
     let source = ctx.source_id.as_str();
     let address = config.address.as_str();
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
-    // A problem has been logged and not yet followed by a successful connect.
+    // A warning has been logged for the current outage (or the failed start): further failed
+    // attempts stay quiet. Every connection ends with such a warning, so this never resets.
     let mut down = false;
+    let mut connected_before = false;
     loop {
         match connect(config).await {
             Ok(stream) => {
-                if down {
-                    info!(
-                        source,
-                        address, "scanner {source}: reconnected to {address}"
-                    );
+                let what = if connected_before {
+                    "reconnected"
                 } else {
-                    info!(source, address, "scanner {source}: connected to {address}");
-                }
+                    "connected"
+                };
+                info!(source, address, "scanner {source}: {what} to {address}");
+                connected_before = true;
                 let since = Instant::now();
                 let (reader, writer) = stream.into_split();
                 let end = run_session(ctx, reader, writer, &BTreeMap::new()).await;
