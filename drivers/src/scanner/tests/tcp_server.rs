@@ -135,3 +135,40 @@ async fn run_with_tcp_server_binds_and_stops_on_shutdown() {
         "the sink was dropped with the driver"
     );
 }
+
+#[tokio::test]
+async fn outstanding_verdicts_are_bounded_per_connection() {
+    use crate::scanner::pipeline::MAX_OUTSTANDING;
+    use std::time::Duration;
+
+    let (mut agent, sink) = Agent::new(1000);
+    let (addr, server) = start_server(sink, 1, "").await;
+    let mut reader = connect(addr).await;
+    let codes: String = (0..MAX_OUTSTANDING + 50)
+        .map(|i| format!("C{i:04}\r\n"))
+        .collect();
+    reader.write_all(codes.as_bytes()).await.unwrap();
+
+    // One verdict being awaited, MAX_OUTSTANDING queued, one submitted ticket waiting for room.
+    let mut unanswered = Vec::new();
+    for i in 0..MAX_OUTSTANDING + 2 {
+        let submission = agent.next().await;
+        assert_eq!(submission.reading.kind, code(&format!("C{i:04}")));
+        unanswered.push(submission);
+    }
+    let more = tokio::time::timeout(Duration::from_millis(300), agent.rx.recv()).await;
+    assert!(
+        more.is_err(),
+        "reading stops while verdicts are outstanding"
+    );
+
+    // Answering the oldest makes room for exactly one more reading.
+    let first = unanswered.remove(0);
+    first.reply.send(valid(1)).unwrap();
+    let next = agent.next().await;
+    assert_eq!(
+        next.reading.kind,
+        code(&format!("C{:04}", MAX_OUTSTANDING + 2))
+    );
+    server.abort();
+}
