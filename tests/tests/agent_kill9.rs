@@ -1,0 +1,173 @@
+//! The agent is SIGKILLed three times mid-stream and restarted on the same queue file.
+//!
+//! - Simulator: every seq the agent ever assigned (1 ..= `queue stats` next_seq − 1) reaches
+//!   the subscriber at least once, copies byte-identical, order per source kept.
+//! - TCP reader, the stronger form of "accepted ⇒ delivered": the test is the reader, keeps
+//!   32 codes in flight, and after each kill re-presents every code whose "OK" it did not get
+//!   (as a real reader's operator would). Every code that got an "OK" must arrive.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use tracegate_tests::{
+    ALL_TOPICS, Agent, Delivery, Mosquitto, ReaderListener, Reply, Subscriber, agent_config,
+    bounded, wait_until,
+};
+
+/// Waits until the queue is empty and every assigned seq arrived; returns the last seq.
+fn wait_all_delivered(agent: &Agent, sub: &Subscriber) -> (u64, Delivery) {
+    let stats = agent.wait_queue("an empty queue", Duration::from_secs(30), |s| s.depth == 0);
+    let last = stats.next_seq - 1;
+    wait_until(
+        &format!("seqs 1..={last} at the subscriber"),
+        Duration::from_secs(30),
+        || {
+            Delivery::analyze(&sub.messages())
+                .missing(1..=last)
+                .is_empty()
+        },
+        || {
+            let d = Delivery::analyze(&sub.messages());
+            format!(
+                "missing {}\n{}",
+                tracegate_tests::delivery::compress(&d.missing(1..=last)),
+                agent.log_tail(30)
+            )
+        },
+    );
+    let delivery = Delivery::analyze(&sub.messages());
+    delivery.assert_complete(1..=last);
+    delivery.assert_ordered_per_source();
+    (last, delivery)
+}
+
+#[test]
+fn simulated_scans_survive_three_kills() {
+    bounded(Duration::from_secs(120), || {
+        let broker = Mosquitto::start();
+        let sub = Subscriber::connect(broker.port(), ALL_TOPICS);
+        let source = r#"[[sources]]
+id = "sim1"
+type = "simulator"
+station = "st1"
+validation = "gs1"
+aim = true
+rate = 300.0
+count = 900
+"#;
+        let mut agent = Agent::start(&agent_config(&broker.url(), "", source));
+
+        // Kill when the subscriber has seen this many messages: mid-stream every time, and
+        // each run is killed before its simulator reaches its count.
+        for threshold in [200, 450, 700] {
+            assert!(
+                sub.wait_for(threshold, Duration::from_secs(20)),
+                "{} events before kill\n{}",
+                sub.events().len(),
+                agent.log_tail(30)
+            );
+            agent.kill9();
+            agent.restart();
+        }
+        agent.wait_log("simulator finished its count", 1, Duration::from_secs(30));
+
+        let (last, delivery) = wait_all_delivered(&agent, &sub);
+        assert!(
+            last >= 900 + 3 * 100,
+            "each killed run contributed events; last seq {last}"
+        );
+        eprintln!(
+            "simulator: {last} events, {} arrived more than once",
+            delivery.duplicated()
+        );
+    });
+}
+
+#[test]
+fn every_code_the_reader_got_ok_for_arrives_despite_three_kills() {
+    const N: usize = 1200;
+    const WINDOW: usize = 32;
+    bounded(Duration::from_secs(120), || {
+        let broker = Mosquitto::start();
+        let sub = Subscriber::connect(broker.port(), ALL_TOPICS);
+        let listener = ReaderListener::bind();
+        let source = format!(
+            r#"[[sources]]
+id = "rd1"
+type = "scanner"
+station = "st1"
+transport = "tcp_client"
+address = "{}"
+reconnect_min = "50ms"
+reconnect_max = "200ms"
+accept_reply = "OK\r"
+reject_reply = "NG\r"
+"#,
+            listener.addr()
+        );
+        let mut agent = Agent::start(&agent_config(&broker.url(), "", &source));
+        let codes: Vec<String> = (1..=N).map(|i| format!("K9-{i:05}")).collect();
+        let mut acked = vec![false; N];
+        let mut acked_count = 0;
+        let mut kill_at: VecDeque<usize> = [250, 600, 900].into();
+        let mut sends = vec![0u32; N];
+
+        while acked_count < N {
+            let mut reader = listener.accept(Duration::from_secs(15));
+            // Every code not acknowledged yet, in order, like a reader re-presenting them.
+            let todo: Vec<usize> = (0..N).filter(|&i| !acked[i]).collect();
+            let (mut next, mut in_flight) = (0, VecDeque::new());
+            loop {
+                while in_flight.len() < WINDOW && next < todo.len() {
+                    if !reader.send(format!("{}\r\n", codes[todo[next]]).as_bytes()) {
+                        break;
+                    }
+                    in_flight.push_back(todo[next]);
+                    sends[todo[next]] += 1;
+                    next += 1;
+                }
+                if in_flight.is_empty() {
+                    break;
+                }
+                match reader.next_reply(b'\r', Duration::from_secs(10)) {
+                    Reply::Line(line) if line == b"OK" => {
+                        let i = in_flight.pop_front().expect("a code in flight");
+                        acked[i] = true;
+                        acked_count += 1;
+                    }
+                    Reply::Line(line) => {
+                        panic!("unexpected reply {:?}", String::from_utf8_lossy(&line))
+                    }
+                    Reply::Closed => break,
+                    Reply::Timeout => panic!("no reply within 10s\n{}", agent.log_tail(30)),
+                }
+                if kill_at.front().is_some_and(|&k| acked_count >= k) {
+                    kill_at.pop_front();
+                    agent.kill9();
+                    agent.restart();
+                    break;
+                }
+            }
+        }
+        assert!(kill_at.is_empty(), "all three kills happened");
+
+        let (last, delivery) = wait_all_delivered(&agent, &sub);
+        let received: BTreeSet<String> = delivery.code_texts().into_iter().collect();
+        let lost: Vec<&String> = codes.iter().filter(|c| !received.contains(*c)).collect();
+        assert!(
+            lost.is_empty(),
+            "{} codes got \"OK\" but never arrived: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(10)]
+        );
+        assert!(
+            last as usize >= N,
+            "at least one event per code; last seq {last}"
+        );
+        let resent = sends.iter().filter(|&&s| s > 1).count();
+        eprintln!(
+            "tcp reader: {N} codes, {resent} re-presented after a kill, {last} events ({} committed twice)",
+            last as usize - N
+        );
+    });
+}
