@@ -7,7 +7,8 @@
 //! drop.
 //!
 //! Rules:
-//! - A frame ends with the terminator (or ETX in STX/ETX mode, or the idle timeout).
+//! - A frame ends with the terminator (or ETX in STX/ETX mode), the idle timeout, or the end of
+//!   the stream (the shell calls [`Framer::flush_idle`] for both).
 //! - CR and LF at either end of a frame are removed, so a reader sending CR LF to a source
 //!   configured with `cr` still yields clean codes. A frame left empty is not a scan and is
 //!   dropped (a bare CRLF is a keep-alive or a double suffix, never a code).

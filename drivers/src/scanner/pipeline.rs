@@ -21,7 +21,7 @@ use tracing::{debug, trace};
 use crate::reading::{Reading, ReadingKind, Sink, Ticket, Verdict};
 
 use super::config::{DialogueConfig, FramingConfig};
-use super::framing::{Classified, Classifier, Framer};
+use super::framing::{Classified, Classifier, Frame, Framer};
 
 /// Readings of one connection whose verdict may be outstanding at once.
 pub(crate) const MAX_OUTSTANDING: usize = 256;
@@ -107,9 +107,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         let idle = ctx.framing.idle_timeout.filter(|_| framer.is_pending());
-        let frames = tokio::select! {
+        let mut closed = false;
+        let frames: Vec<Frame> = tokio::select! {
             read = reader.read(&mut buf) => match read {
-                Ok(0) => return SessionEnd::Closed,
+                // The end of the stream ends a frame too (a push reader that sends one code
+                // without a suffix and hangs up).
+                Ok(0) => {
+                    closed = true;
+                    framer.flush_idle().into_iter().collect()
+                }
                 Ok(n) => {
                     trace!(source = %ctx.source_id, bytes = %buf[..n].escape_ascii(), "read");
                     framer.push(&buf[..n])
@@ -140,6 +146,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 // The write loop ended; its result wins the select in `run_session`.
                 return SessionEnd::Closed;
             }
+        }
+        if closed {
+            return SessionEnd::Closed;
         }
     }
 }

@@ -137,6 +137,18 @@ async fn run_with_tcp_server_binds_and_stops_on_shutdown() {
 }
 
 #[tokio::test]
+async fn a_reader_hanging_up_ends_its_last_frame() {
+    let (mut agent, sink) = Agent::new(16);
+    let (addr, server) = start_server(sink, 4, "").await;
+    let mut reader = connect(addr).await;
+    reader.write_all(b"FIRST\r\nNO-SUFFIX").await.unwrap();
+    drop(reader);
+    agent.commit_code("FIRST").await;
+    agent.commit_code("NO-SUFFIX").await;
+    server.abort();
+}
+
+#[tokio::test]
 async fn outstanding_verdicts_are_bounded_per_connection() {
     use crate::scanner::pipeline::MAX_OUTSTANDING;
     use std::time::Duration;
