@@ -12,6 +12,12 @@
 //! - `serial.rs`, `tcp.rs`: the transports and their reopen / reconnect loops (the TCP client
 //!   uses the crate's shared [`crate::backoff::Backoff`]).
 //!
+//! Shutdown: [`run`] selects on the shutdown signal and on the sink closing around the whole
+//! transport loop. Returning drops that loop, which cancels every read, write and sleep, and
+//! (through a `JoinSet`) every reader connection of a TCP server. No await point holds state
+//! that would need finishing: a reading is either submitted or not, and an unacknowledged code
+//! is presented again by the reader.
+//!
 //! See `README.md` in this folder for the keys and examples per reader model.
 
 pub mod config;
