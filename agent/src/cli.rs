@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::event::epoch_ms;
-use crate::queue::{Limits, Store};
+use crate::queue::Store;
 
 /// Exit code for a config that cannot be used (sysexits EX_CONFIG); systemd does not restart
 /// on it.
@@ -114,11 +114,7 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn queue_stats(config: &Config, json: bool) -> Result<String, crate::queue::StoreError> {
-    let limits = Limits {
-        max_events: config.store.max_events,
-        max_bytes: config.store.max_bytes.as_u64(),
-        overflow: config.store.overflow,
-    };
+    let limits = config.store.limits();
     let store = Store::open(&config.store.path, limits)?;
     let s = store.stats()?;
     let age_ms = s

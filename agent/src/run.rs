@@ -11,18 +11,14 @@ use tracegate_drivers::{Shutdown, Sink};
 use crate::config::{Config, DriverConfig};
 use crate::process::Processor;
 use crate::publish::Publisher;
-use crate::queue::{self, Limits, Store};
+use crate::queue::{self, Store};
 
 /// How many readings of one source may wait for processing before its driver is held back.
 const SINK_CAPACITY: usize = 64;
 
 /// Runs the agent until a stop signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let limits = Limits {
-        max_events: config.store.max_events,
-        max_bytes: config.store.max_bytes.as_u64(),
-        overflow: config.store.overflow,
-    };
+    let limits = config.store.limits();
     let store = Store::open(&config.store.path, limits)?;
     let stats = store.stats()?;
     tracing::info!(

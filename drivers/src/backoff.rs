@@ -19,7 +19,11 @@ impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Self {
         let min = min.max(Duration::from_millis(1));
         let max = max.max(min);
-        Backoff { min, max, current: min }
+        Backoff {
+            min,
+            max,
+            current: min,
+        }
     }
 
     /// The next delay to wait.
@@ -47,7 +51,8 @@ mod tests {
         let mut last_ceiling = Duration::ZERO;
         for i in 0..20 {
             let d = b.next_delay();
-            let ceiling = (Duration::from_millis(100) * 2u32.pow(i.min(10))).min(Duration::from_secs(2));
+            let ceiling =
+                (Duration::from_millis(100) * 2u32.pow(i.min(10))).min(Duration::from_secs(2));
             assert!(d <= ceiling, "delay {d:?} above {ceiling:?}");
             assert!(d >= ceiling / 2, "delay {d:?} below half of {ceiling:?}");
             last_ceiling = ceiling;

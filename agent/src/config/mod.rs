@@ -88,6 +88,32 @@ pub struct StoreConfig {
     /// Group commit: most events in one transaction. Default 256.
     #[serde(default = "default_commit_batch")]
     pub commit_batch: usize,
+    /// Delivered events kept for `tracegate queue replay` and `queue export` (when the
+    /// upstream lost what the broker had acknowledged). 0 turns retention off: delivered
+    /// events are deleted at once. Default 100,000.
+    #[serde(default = "default_retain_events")]
+    pub retain_events: u64,
+    /// Most bytes of delivered events kept. Default "64 MiB".
+    #[serde(default = "default_retain_bytes")]
+    pub retain_bytes: ByteSize,
+    /// Delivered events older than this are pruned (in the next commit that happens anyway;
+    /// an idle agent writes nothing). Default "24h".
+    #[serde(default = "default_retain_age", with = "humantime_serde")]
+    pub retain_age: Duration,
+}
+
+impl StoreConfig {
+    /// The queue's limits.
+    pub fn limits(&self) -> crate::queue::Limits {
+        crate::queue::Limits {
+            max_events: self.max_events,
+            max_bytes: self.max_bytes.as_u64(),
+            overflow: self.overflow,
+            retain_events: self.retain_events,
+            retain_bytes: self.retain_bytes.as_u64(),
+            retain_age: self.retain_age,
+        }
+    }
 }
 
 /// `[mqtt]`: the broker the events go to.
@@ -249,6 +275,15 @@ fn default_commit_window() -> Duration {
 }
 fn default_commit_batch() -> usize {
     256
+}
+fn default_retain_events() -> u64 {
+    100_000
+}
+fn default_retain_bytes() -> ByteSize {
+    ByteSize::mib(64)
+}
+fn default_retain_age() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 fn default_qos() -> u8 {
     1

@@ -6,7 +6,7 @@
 //! of a connection belongs to the n-th publish handed to the client on that connection. Every
 //! publish — events and status messages — is recorded here in that order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// What a publish carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +24,8 @@ pub struct InFlight {
     unassigned: VecDeque<Carried>,
     /// Sent with this packet id, acknowledgement outstanding.
     by_pkid: HashMap<u16, Carried>,
-    /// Events among the two above.
-    events: usize,
+    /// The seqs of the events among the two above.
+    events: HashSet<u64>,
     /// Highest seq handed to the client on this connection; the next fetch starts after it.
     pub cursor: u64,
 }
@@ -39,7 +39,12 @@ impl InFlight {
 
     /// Events handed to the client and not yet acknowledged.
     pub fn events_in_flight(&self) -> usize {
-        self.events
+        self.events.len()
+    }
+
+    /// True when the event `seq` is handed out and not yet acknowledged on this connection.
+    pub fn holds(&self, seq: u64) -> bool {
+        self.events.contains(&seq)
     }
 
     /// True when nothing at all (events or status) awaits an acknowledgement.
@@ -50,7 +55,7 @@ impl InFlight {
     /// Records a publish handed to the client.
     pub fn sent(&mut self, what: Carried) {
         if let Carried::Event(seq) = what {
-            self.events += 1;
+            self.events.insert(seq);
             self.cursor = self.cursor.max(seq);
         }
         self.unassigned.push_back(what);
@@ -82,8 +87,8 @@ impl InFlight {
     }
 
     fn forget(&mut self, what: Carried) {
-        if let Carried::Event(_) = what {
-            self.events -= 1;
+        if let Carried::Event(seq) = what {
+            self.events.remove(&seq);
         }
     }
 }

@@ -138,6 +138,8 @@ impl Publisher {
         let topic = &self.settings.status_topic;
         let window = usize::from(self.settings.inflight);
         let mut committed = self.queue.committed();
+        let mut replays = self.queue.replays();
+        replays.borrow_and_update();
         let online = status::payload(&self.config, true, None);
         publish(
             client,
@@ -161,6 +163,10 @@ impl Publisher {
                     .map_err(|e| e.to_string())?;
                 caught_up = rows.len() < room;
                 for row in rows {
+                    if inflight.holds(row.seq) {
+                        inflight.cursor = inflight.cursor.max(row.seq);
+                        continue;
+                    }
                     publish(
                         client,
                         &mut inflight,
@@ -192,9 +198,14 @@ impl Publisher {
                         }
                     }
                     if !acked.is_empty() {
-                        self.queue.delete(acked).await.map_err(|e| e.to_string())?;
+                        self.queue.delivered(acked).await.map_err(|e| e.to_string())?;
                         caught_up = false;
                     }
+                }
+                _ = replays.changed() => {
+                    // Delivered events were queued again: start again from the front.
+                    inflight.cursor = 0;
+                    caught_up = false;
                 }
                 changed = committed.changed(), if caught_up => {
                     if changed.is_err() {
@@ -240,7 +251,7 @@ impl Publisher {
             }
         }
         if !acked.is_empty() {
-            let _ = self.queue.delete(acked).await;
+            let _ = self.queue.delivered(acked).await;
         }
         let _ = client.disconnect().await;
     }

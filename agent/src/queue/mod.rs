@@ -5,9 +5,12 @@
 //!
 //! One SQLite database (rusqlite, bundled), `journal_mode=WAL`, `synchronous=FULL`:
 //!
-//! - `events(seq INTEGER PRIMARY KEY, id, topic, captured_ms, bytes, payload)` — one row per
-//!   undelivered event. `payload` is the exact JSON that is published, seq included, so every
-//!   (re)publication of an event is byte-identical.
+//! - `events(seq INTEGER PRIMARY KEY, id, source, topic, captured_ms, bytes, payload, state,
+//!   published_ms)` — one row per event not yet delivered (`state` 0), plus the delivered ones
+//!   kept for `queue replay` (`state` 1, bounded by `retain_events`/`retain_bytes`/`retain_age`).
+//!   `payload` is the exact JSON that is published, seq included, so every (re)publication of
+//!   an event is byte-identical. Partial indexes on `seq` per state keep fetching and pruning
+//!   cheap at any backlog.
 //! - `meta(key, value)` — `next_seq` (the seq the next event gets; survives deleting every
 //!   row) and `dropped_total` (events deleted undelivered by `drop_oldest`).
 //! - `handovers(source, key, seq, valid)` — per source, the last committed handover id (a PLC
@@ -23,8 +26,10 @@
 //!   believes delivered: it was never acknowledged.
 //! - **Seq** is assigned inside the committing transaction, from `meta.next_seq`, so seqs are
 //!   gap-free over the agent's life: an event that was not committed did not take a number.
-//! - **Deletion** happens only for seqs the publisher reports acknowledged by the broker
-//!   (PUBACK/PUBCOMP), or by `drop_oldest` when the queue is full (counted, alarmed).
+//! - **Leaving the queue** (state 0 → 1, or deletion when retention is off) happens only for
+//!   seqs the publisher reports acknowledged by the broker (PUBACK/PUBCOMP). Undelivered rows
+//!   are deleted only by `drop_oldest` when the queue is full (counted, alarmed). Delivered rows
+//!   are pruned oldest first, in commits that happen anyway (an idle agent writes nothing).
 //! - **After a crash** SQLite's WAL recovery keeps exactly the committed transactions; the
 //!   publisher starts again from the lowest seq, so unacknowledged events are published again
 //!   with the same id, seq and bytes.
@@ -37,10 +42,12 @@
 //! The writer runs on its own thread ([`writer`]); everything else talks to it through a
 //! [`Queue`] handle.
 
+mod commit;
 pub mod store;
 mod writer;
 
-pub use store::{Limits, NewEvent, Row, Stats, Store, StoreError};
+pub use commit::{Accepted, Committed, NewEvent};
+pub use store::{Limits, Row, ScanFilter, ScannedRow, Stats, Store, StoreError};
 pub use writer::{Queue, QueueClosed, spawn};
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 use tracegate_drivers::Verdict;
 use uuid::Uuid;
 
-use super::store::{Limits, NewEvent, Store};
+use super::{Limits, NewEvent, Store};
 use crate::config::Overflow;
 use crate::event::{Code, Event, Kind};
 
@@ -43,8 +43,13 @@ fn limits(max_events: u64, overflow: Overflow) -> Limits {
         max_events,
         max_bytes: 1 << 30,
         overflow,
+        retain_events: 0,
+        retain_bytes: 0,
+        retain_age: Duration::ZERO,
     }
 }
+
+const NOW: i64 = 1_795_000_000_000;
 
 #[test]
 fn seqs_stay_gap_free_across_reopen_even_after_every_row_was_delivered() {
@@ -52,20 +57,20 @@ fn seqs_stay_gap_free_across_reopen_even_after_every_row_was_delivered() {
     let path = dir.path().join("q.db");
     {
         let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
-        let done = s.commit(&mut [event("a"), event("b")], &[]).unwrap();
+        let done = s.commit(&mut [event("a"), event("b")], &[], NOW).unwrap();
         assert_eq!(done.seqs(), [1, 2]);
-        s.commit(&mut [], &[1, 2]).unwrap();
+        s.commit(&mut [], &[1, 2], NOW).unwrap();
         assert_eq!(s.stats().unwrap().depth, 0);
     }
     let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
-    assert_eq!(s.commit(&mut [event("c")], &[]).unwrap().seqs(), [3]);
+    assert_eq!(s.commit(&mut [event("c")], &[], NOW).unwrap().seqs(), [3]);
 }
 
 #[test]
 fn payload_is_stored_with_its_seq_and_fetched_identically() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(&dir.path().join("q.db"), limits(100, Overflow::Block)).unwrap();
-    s.commit(&mut [event("x"), event("y"), event("z")], &[])
+    s.commit(&mut [event("x"), event("y"), event("z")], &[], NOW)
         .unwrap();
     let rows = s.fetch(1, 10).unwrap();
     assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
@@ -80,12 +85,16 @@ fn block_policy_commits_only_what_fits_and_keeps_the_rest_uncommitted() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(&dir.path().join("q.db"), limits(3, Overflow::Block)).unwrap();
     let done = s
-        .commit(&mut [event("1"), event("2"), event("3"), event("4")], &[])
+        .commit(
+            &mut [event("1"), event("2"), event("3"), event("4")],
+            &[],
+            NOW,
+        )
         .unwrap();
     assert_eq!(done.seqs(), [1, 2, 3]);
     assert!(s.is_full());
     // Deleting a delivered row makes room; the next event takes the next seq, no gap.
-    let done = s.commit(&mut [event("4")], &[1]).unwrap();
+    let done = s.commit(&mut [event("4")], &[1], NOW).unwrap();
     assert_eq!(done.seqs(), [4]);
     assert_eq!(s.stats().unwrap().oldest_seq, Some(2));
 }
@@ -99,6 +108,7 @@ fn drop_oldest_deletes_the_oldest_rows_and_counts_them() {
         .commit(
             &mut [event("1"), event("2"), event("3"), event("4"), event("5")],
             &[],
+            NOW,
         )
         .unwrap();
     assert_eq!(done.seqs(), [1, 2, 3, 4, 5]);
@@ -119,9 +129,8 @@ fn byte_limit_counts_payload_bytes() {
     let mut s = Store::open(
         &dir.path().join("q.db"),
         Limits {
-            max_events: 1000,
             max_bytes: 2000,
-            overflow: Overflow::Block,
+            ..limits(1000, Overflow::Block)
         },
     )
     .unwrap();
@@ -130,6 +139,7 @@ fn byte_limit_counts_payload_bytes() {
         .commit(
             &mut [event(&big), event(&big), event(&big), event(&big)],
             &[],
+            NOW,
         )
         .unwrap();
     assert_eq!(
@@ -147,17 +157,17 @@ fn a_rolled_back_transaction_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
-    s.commit(&mut [event("a")], &[]).unwrap();
+    s.commit(&mut [event("a")], &[], NOW).unwrap();
     s.set_busy_timeout(Duration::from_millis(10));
     let ro = rusqlite::Connection::open(&path).unwrap();
     ro.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    let err = s.commit(&mut [event("b")], &[]);
+    let err = s.commit(&mut [event("b")], &[], NOW);
     assert!(
         err.is_err(),
         "a locked database must fail the commit, not pretend"
     );
     ro.execute_batch("ROLLBACK").unwrap();
-    assert_eq!(s.commit(&mut [event("b")], &[]).unwrap().seqs(), [2]);
+    assert_eq!(s.commit(&mut [event("b")], &[], NOW).unwrap().seqs(), [2]);
 }
 
 #[tokio::test]
@@ -189,7 +199,7 @@ async fn writer_answers_only_after_commit_and_holds_back_when_full() {
     );
     assert!(*queue.full().borrow());
     // ...and committed as soon as a delivered row is deleted.
-    queue.delete(vec![1]).await.unwrap();
+    queue.delivered(vec![1]).await.unwrap();
     assert_eq!(
         c.await.unwrap(),
         Verdict::Committed {
@@ -214,7 +224,7 @@ async fn fetch_skips_rows_whose_delete_is_not_yet_committed() {
         queue.append(event(name), tx).await.unwrap();
         rx.await.unwrap();
     }
-    queue.delete(vec![1]).await.unwrap();
+    queue.delivered(vec![1]).await.unwrap();
     let rows = queue.fetch(0, 10).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
 }
@@ -230,17 +240,17 @@ fn a_handover_committed_before_a_crash_is_not_committed_twice() {
     {
         let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
         let done = s
-            .commit(&mut [with_key("A", "41"), with_key("B", "42")], &[])
+            .commit(&mut [with_key("A", "41"), with_key("B", "42")], &[], NOW)
             .unwrap();
         assert_eq!(done.seqs(), [1, 2]);
         // The agent "dies" here: committed, device not yet acknowledged.
     }
     let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
     // The PLC presents counter 42 again: the verdict repeats seq 2, nothing new is written.
-    let done = s.commit(&mut [with_key("B", "42")], &[]).unwrap();
+    let done = s.commit(&mut [with_key("B", "42")], &[], NOW).unwrap();
     assert_eq!(
         done.accepted[0],
-        super::store::Accepted {
+        super::Accepted {
             seq: 2,
             valid: true,
             repeated: true
@@ -250,12 +260,16 @@ fn a_handover_committed_before_a_crash_is_not_committed_twice() {
     assert_eq!(s.stats().unwrap().depth, 2);
     // The next handover is new.
     assert_eq!(
-        s.commit(&mut [with_key("C", "43")], &[]).unwrap().seqs(),
+        s.commit(&mut [with_key("C", "43")], &[], NOW)
+            .unwrap()
+            .seqs(),
         [3]
     );
     // Only the last handover per source counts: an old key comes back as new data.
     assert_eq!(
-        s.commit(&mut [with_key("A", "41")], &[]).unwrap().seqs(),
+        s.commit(&mut [with_key("A", "41")], &[], NOW)
+            .unwrap()
+            .seqs(),
         [4]
     );
 }

@@ -8,8 +8,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use tracegate_drivers::Verdict;
 
-use super::store::{NewEvent, Row, Stats, Store};
+use super::commit::NewEvent;
+use super::store::{Row, ScanFilter, Stats, Store};
 use crate::config::Overflow;
+use crate::event::epoch_ms;
 
 /// The writer has stopped (shutdown, or its thread failed).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -22,7 +24,11 @@ struct Append {
 }
 
 enum Control {
-    Delete(Vec<u64>),
+    Delivered(Vec<u64>),
+    Replay {
+        filter: ScanFilter,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
     Fetch {
         after: u64,
         limit: usize,
@@ -40,6 +46,8 @@ pub struct Queue {
     committed: watch::Receiver<u64>,
     /// True while the queue is full (alarm).
     full: watch::Receiver<bool>,
+    /// Counts replays.
+    replays: watch::Receiver<u64>,
 }
 
 impl Queue {
@@ -56,10 +64,10 @@ impl Queue {
             .map_err(|_| QueueClosed)
     }
 
-    /// Marks events delivered; they are deleted in the next commit.
-    pub async fn delete(&self, seqs: Vec<u64>) -> Result<(), QueueClosed> {
+    /// Marks events delivered (the broker acknowledged them); the next commit records it.
+    pub async fn delivered(&self, seqs: Vec<u64>) -> Result<(), QueueClosed> {
         self.control
-            .send(Control::Delete(seqs))
+            .send(Control::Delivered(seqs))
             .await
             .map_err(|_| QueueClosed)
     }
@@ -76,6 +84,23 @@ impl Queue {
             .await
             .map_err(|_| QueueClosed)?;
         rx.await.map_err(|_| QueueClosed)?.map_err(|_| QueueClosed)
+    }
+
+    /// Queues retained events again (`tracegate queue replay`); the publisher sends them once
+    /// more. Returns how many.
+    pub async fn replay(&self, filter: ScanFilter) -> Result<u64, String> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::Replay { filter, reply })
+            .await
+            .map_err(|_| QueueClosed.to_string())?;
+        rx.await.map_err(|_| QueueClosed.to_string())?
+    }
+
+    /// Watches the replay counter: it changes whenever delivered events were queued again,
+    /// so the publisher starts again from the front.
+    pub fn replays(&self) -> watch::Receiver<u64> {
+        self.replays.clone()
     }
 
     /// The queue's current figures.
@@ -107,6 +132,7 @@ pub fn spawn(store: Store, window: Duration, batch: usize) -> (Queue, std::threa
     let next = store.stats().map(|s| s.next_seq).unwrap_or(1);
     let (committed_tx, committed_rx) = watch::channel(next - 1);
     let (full_tx, full_rx) = watch::channel(store.is_full());
+    let (replays_tx, replays_rx) = watch::channel(0);
     let writer = Writer {
         store,
         window,
@@ -115,6 +141,7 @@ pub fn spawn(store: Store, window: Duration, batch: usize) -> (Queue, std::threa
         control: control_rx,
         committed: committed_tx,
         full: full_tx,
+        replays: replays_tx,
         pending: Vec::new(),
         deletes: Vec::new(),
         deleting: HashSet::new(),
@@ -135,6 +162,7 @@ pub fn spawn(store: Store, window: Duration, batch: usize) -> (Queue, std::threa
         control: control_tx,
         committed: committed_rx,
         full: full_rx,
+        replays: replays_rx,
     };
     (queue, handle)
 }
@@ -147,6 +175,7 @@ struct Writer {
     control: mpsc::Receiver<Control>,
     committed: watch::Sender<u64>,
     full: watch::Sender<bool>,
+    replays: watch::Sender<u64>,
     /// Appends waiting for the next commit (at most `batch`).
     pending: Vec<Append>,
     /// Seqs to delete in the next commit, and the same as a set so fetches skip them.
@@ -212,7 +241,17 @@ impl Writer {
 
     fn handle(&mut self, c: Control) {
         match c {
-            Control::Delete(seqs) => {
+            Control::Replay { filter, reply } => {
+                self.commit();
+                let n = self.store.replay(&filter).map_err(|e| e.to_string());
+                if let Ok(n) = n {
+                    tracing::info!(events = n, "delivered events queued again for replay");
+                    self.replays.send_modify(|r| *r += 1);
+                }
+                let _ = reply.send(n);
+                self.update_full();
+            }
+            Control::Delivered(seqs) => {
                 self.stalled = false;
                 for s in seqs {
                     if self.deleting.insert(s) {
@@ -254,7 +293,11 @@ impl Writer {
             events.push(a.event);
             replies.push(a.reply);
         }
-        let result = self.store.commit(&mut events, &self.deletes);
+        let result = self.store.commit(
+            &mut events,
+            &self.deletes,
+            epoch_ms(std::time::SystemTime::now()),
+        );
         match result {
             Ok(done) => {
                 self.deletes.clear();
@@ -294,6 +337,10 @@ impl Writer {
                 }
             }
         }
+        self.update_full();
+    }
+
+    fn update_full(&mut self) {
         let full = self.store.is_full();
         if full != *self.full.borrow() {
             if full {

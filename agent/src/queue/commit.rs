@@ -1,0 +1,248 @@
+//! The committing transaction: deliveries, retention pruning, overflow and appends, all in
+//! one fsync.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::store::{Limits, PUBLISHED, QUEUED, ScanFilter, Store, StoreError, Totals};
+use crate::config::Overflow;
+use crate::event::{Event, Kind};
+
+/// An event waiting to be committed, with its topic.
+#[derive(Debug)]
+pub struct NewEvent {
+    pub event: Event,
+    pub topic: String,
+    /// The device's handover id ([`tracegate_drivers::Reading::handover`]).
+    pub handover: Option<String>,
+}
+
+/// One event a commit took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// Its seq; for a repeated handover, the seq of the original commit.
+    pub seq: u64,
+    /// Whether it is a valid scan (else invalid, no-read or alarm).
+    pub valid: bool,
+    /// True when this was a handover already committed (nothing new was written for it).
+    pub repeated: bool,
+}
+
+/// What one commit did.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// One entry per event taken, in input order. Shorter than the input under `block` when
+    /// the queue filled: the rest were not committed.
+    pub accepted: Vec<Accepted>,
+    /// The highest seq written by this commit.
+    pub last_seq: Option<u64>,
+    /// Events deleted undelivered to make room (`drop_oldest`).
+    pub dropped: u64,
+    /// Payload bytes written.
+    pub bytes_written: u64,
+}
+
+impl Committed {
+    /// The seqs of the events taken, in order.
+    pub fn seqs(&self) -> Vec<u64> {
+        self.accepted.iter().map(|a| a.seq).collect()
+    }
+}
+
+impl Store {
+    /// In one transaction: marks `delivered` seqs published (or deletes them when retention
+    /// is off), prunes the retention, then appends `events` with the next sequence numbers.
+    /// Durable when it returns Ok. On error nothing changed, in the file or in memory.
+    pub fn commit(
+        &mut self,
+        events: &mut [NewEvent],
+        delivered: &[u64],
+        now_ms: i64,
+    ) -> Result<Committed, StoreError> {
+        let limits = self.limits;
+        let tx = self.conn.transaction()?;
+        let mut t = self.totals;
+        let mut out = Committed::default();
+        let mut handovers: HashMap<String, (String, u64, bool)> = HashMap::new();
+        mark_delivered(&tx, &mut t, delivered, limits.retain_events > 0, now_ms)?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO events (seq, id, source, topic, captured_ms, bytes, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut upsert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO handovers (source, key, seq, valid) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for new in events.iter_mut() {
+                let valid = new.event.kind == Kind::Scan;
+                if let Some(key) = &new.handover {
+                    let source = &new.event.source;
+                    let last = handovers.get(source).or_else(|| self.handovers.get(source));
+                    if let Some((_, seq, valid)) = last.filter(|(k, _, _)| k == key) {
+                        out.accepted.push(Accepted {
+                            seq: *seq,
+                            valid: *valid,
+                            repeated: true,
+                        });
+                        continue;
+                    }
+                }
+                new.event.seq = t.next_seq;
+                let payload = serde_json::to_vec(&new.event)?;
+                let len = payload.len() as u64;
+                if !make_room(&tx, &limits, &mut t, len, &mut out.dropped)? {
+                    break;
+                }
+                let seq = t.next_seq;
+                let e = &new.event;
+                ins.execute(params![
+                    seq,
+                    e.id.to_string(),
+                    e.source,
+                    new.topic,
+                    e.captured_ms,
+                    len,
+                    payload
+                ])?;
+                if let Some(key) = &new.handover {
+                    upsert.execute(params![e.source, key, seq, valid])?;
+                    handovers.insert(e.source.clone(), (key.clone(), seq, valid));
+                }
+                out.accepted.push(Accepted {
+                    seq,
+                    valid,
+                    repeated: false,
+                });
+                out.last_seq = Some(seq);
+                out.bytes_written += len;
+                t.next_seq += 1;
+                t.depth += 1;
+                t.bytes += len;
+            }
+        }
+        if out.last_seq.is_some() || !delivered.is_empty() {
+            prune_retained(&tx, &limits, &mut t, now_ms)?;
+        }
+        if out.last_seq.is_some() {
+            set_meta(&tx, "next_seq", t.next_seq)?;
+        }
+        if out.dropped > 0 {
+            t.dropped_total += out.dropped;
+            set_meta(&tx, "dropped_total", t.dropped_total)?;
+        }
+        tx.commit()?;
+        self.totals = t;
+        self.handovers.extend(handovers);
+        Ok(out)
+    }
+
+    /// Marks retained events queued again so the publisher sends them once more (same id, seq
+    /// and bytes). Returns how many.
+    pub fn replay(&mut self, filter: &ScanFilter) -> Result<u64, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE events SET state = ?1, published_ms = NULL WHERE state = ?2 AND seq >= ?3 AND captured_ms >= ?4",
+            params![QUEUED, PUBLISHED, filter.from_seq, filter.since_ms],
+        )?;
+        self.load_totals()?;
+        Ok(n as u64)
+    }
+}
+
+fn mark_delivered(
+    tx: &Transaction<'_>,
+    t: &mut Totals,
+    seqs: &[u64],
+    retain: bool,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    let sql = if retain {
+        "UPDATE events SET state = 1, published_ms = ?2 WHERE seq = ?1 AND state = 0 RETURNING bytes"
+    } else {
+        "DELETE FROM events WHERE seq = ?1 AND state = 0 AND ?2 = ?2 RETURNING bytes"
+    };
+    let mut stmt = tx.prepare_cached(sql)?;
+    for seq in seqs {
+        if let Some(b) = stmt
+            .query_row(params![seq, now_ms], |r| r.get::<_, u64>(0))
+            .optional()?
+        {
+            t.depth -= 1;
+            t.bytes -= b;
+            if retain {
+                t.retained += 1;
+                t.retained_bytes += b;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_meta(tx: &Transaction<'_>, key: &str, value: u64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// Ensures an event of `len` bytes fits: under `drop_oldest` deletes the oldest queued
+/// events; under `block` answers false when it does not fit.
+fn make_room(
+    tx: &Transaction<'_>,
+    l: &Limits,
+    t: &mut Totals,
+    len: u64,
+    dropped: &mut u64,
+) -> rusqlite::Result<bool> {
+    let fits = |t: &Totals| t.depth < l.max_events && t.bytes + len <= l.max_bytes;
+    let mut oldest =
+        tx.prepare_cached("DELETE FROM events WHERE seq = (SELECT min(seq) FROM events WHERE state = 0) RETURNING bytes")?;
+    while !fits(t) && l.overflow == Overflow::DropOldest && t.depth > 0 {
+        let b: u64 = oldest.query_row([], |r| r.get(0))?;
+        t.depth -= 1;
+        t.bytes -= b;
+        *dropped += 1;
+    }
+    Ok(fits(t))
+}
+
+/// Deletes retained (delivered) events beyond the retention's count, bytes or age.
+fn prune_retained(
+    tx: &Transaction<'_>,
+    l: &Limits,
+    t: &mut Totals,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let oldest_allowed = now_ms - l.retain_age.as_millis() as i64;
+    let mut oldest = tx.prepare_cached(
+        "SELECT seq, bytes, coalesce(published_ms, 0) FROM events WHERE state = 1 ORDER BY seq LIMIT 1",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
+    while t.retained > 0 {
+        let Some((seq, b, published_ms)) = oldest
+            .query_row([], |r| {
+                Ok((
+                    r.get::<_, u64>(0)?,
+                    r.get::<_, u64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?
+        else {
+            break;
+        };
+        let over = t.retained > l.retain_events
+            || t.retained_bytes > l.retain_bytes
+            || published_ms < oldest_allowed;
+        if !over {
+            break;
+        }
+        delete.execute([seq])?;
+        t.retained -= 1;
+        t.retained_bytes -= b;
+    }
+    Ok(())
+}
