@@ -17,5 +17,5 @@ pub mod scanner;
 pub mod shutdown;
 
 pub use backoff::Backoff;
-pub use reading::{Reading, ReadingKind, Sink, SinkClosed, Ticket, Verdict};
+pub use reading::{DeviceState, Reading, ReadingKind, Sink, SinkClosed, Ticket, Verdict};
 pub use shutdown::Shutdown;

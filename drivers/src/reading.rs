@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// One thing a device reported.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,10 +97,22 @@ pub struct Submission {
 #[error("the agent no longer accepts readings")]
 pub struct SinkClosed;
 
+/// Whether a driver's device is reachable, as the driver last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    /// The driver has not reported yet (starting).
+    Unknown,
+    /// The port is open / the connection is up / at least one reader is connected.
+    Connected,
+    /// The device is gone (unplugged, refused, timed out); the driver is retrying.
+    Disconnected,
+}
+
 /// Where a driver sends its readings. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Sink {
     tx: mpsc::Sender<Submission>,
+    state: Arc<watch::Sender<DeviceState>>,
 }
 
 impl Sink {
@@ -106,7 +120,25 @@ impl Sink {
     /// many readings may wait for processing before `submit` blocks.
     pub fn channel(capacity: usize) -> (Sink, mpsc::Receiver<Submission>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (Sink { tx }, rx)
+        let (state, _) = watch::channel(DeviceState::Unknown);
+        (
+            Sink {
+                tx,
+                state: Arc::new(state),
+            },
+            rx,
+        )
+    }
+
+    /// Reports whether the device is reachable (shown in metrics, health and `status`).
+    pub fn set_device_state(&self, state: DeviceState) {
+        self.state
+            .send_if_modified(|s| std::mem::replace(s, state) != state);
+    }
+
+    /// Watches the state the driver reports.
+    pub fn device_state(&self) -> watch::Receiver<DeviceState> {
+        self.state.subscribe()
     }
 
     /// Hands a reading to the agent. Waits while the agent applies back-pressure. The returned

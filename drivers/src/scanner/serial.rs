@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use super::config::{FlowControl, Parity, SerialConfig};
 use super::pipeline::{Context, SessionEnd, run_session};
+use crate::reading::DeviceState;
 
 /// Opens the port with every line setting of `config`.
 fn open(config: &SerialConfig) -> tokio_serial::Result<SerialStream> {
@@ -65,6 +66,7 @@ pub(crate) async fn run(config: &SerialConfig, ctx: &Context) {
                     "scanner {source}: serial port {port} {what}"
                 );
                 opened_before = true;
+                ctx.sink.set_device_state(DeviceState::Connected);
                 let (reader, writer) = tokio::io::split(stream);
                 let end = run_session(ctx, reader, writer, &BTreeMap::new()).await;
                 if let SessionEnd::SinkClosed = end {
@@ -72,11 +74,13 @@ pub(crate) async fn run(config: &SerialConfig, ctx: &Context) {
                 }
                 warn!(source, port, error = %end,
                     "scanner {source}: serial port {port} lost: {end}, reopening every {every}");
+                ctx.sink.set_device_state(DeviceState::Disconnected);
                 down = true;
             }
             Err(e) if !down => {
                 warn!(source, port, error = %e,
                     "scanner {source}: cannot open serial port {port}: {e}, retrying every {every}");
+                ctx.sink.set_device_state(DeviceState::Disconnected);
                 down = true;
             }
             Err(_) => {}

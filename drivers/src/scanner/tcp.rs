@@ -20,6 +20,7 @@ use tokio::time::{Instant, sleep, timeout};
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
+use crate::reading::DeviceState;
 
 use super::config::{TcpClientConfig, TcpServerConfig};
 use super::pipeline::{Context, SessionEnd, run_session};
@@ -72,6 +73,7 @@ pub(crate) async fn run_client(config: &TcpClientConfig, ctx: &Context) {
                 };
                 info!(source, address, "scanner {source}: {what} to {address}");
                 connected_before = true;
+                ctx.sink.set_device_state(DeviceState::Connected);
                 let since = Instant::now();
                 let (reader, writer) = stream.into_split();
                 let end = run_session(ctx, reader, writer, &BTreeMap::new()).await;
@@ -80,6 +82,7 @@ pub(crate) async fn run_client(config: &TcpClientConfig, ctx: &Context) {
                 }
                 warn!(source, address, error = %end,
                     "scanner {source}: connection to {address} lost: {end}; reconnecting");
+                ctx.sink.set_device_state(DeviceState::Disconnected);
                 down = true;
                 if since.elapsed() >= config.reconnect_max {
                     backoff.reset();
@@ -90,6 +93,7 @@ pub(crate) async fn run_client(config: &TcpClientConfig, ctx: &Context) {
                     "scanner {source}: cannot connect to {address}: {e}; retrying every {} to {}",
                     humantime::format_duration(config.reconnect_min),
                     humantime::format_duration(config.reconnect_max));
+                ctx.sink.set_device_state(DeviceState::Disconnected);
                 down = true;
             }
             Err(e) => debug!(source, address, error = %e, "scanner {source}: connect failed"),
@@ -173,6 +177,12 @@ pub(crate) async fn serve_listener(
                 }
             }
         }
+        // For a listener, "connected" means at least one reader is.
+        ctx.sink.set_device_state(if connections.is_empty() {
+            DeviceState::Disconnected
+        } else {
+            DeviceState::Connected
+        });
     }
 }
 
