@@ -33,6 +33,20 @@ pub struct QueueStats {
     pub path: String,
 }
 
+/// The agent's stderr log file.
+#[derive(Debug, Clone)]
+pub struct AgentLog(PathBuf);
+
+impl AgentLog {
+    /// The last `n` lines, framed for a failure message.
+    pub fn tail(&self, n: usize) -> String {
+        let text = fs::read_to_string(&self.0).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+        format!("---- agent log (last {n} lines) ----\n{tail}\n----")
+    }
+}
+
 /// A `tracegate run` process. Dropping it kills the agent (SIGKILL).
 pub struct Agent {
     dir: TempDir,
@@ -107,10 +121,13 @@ impl Agent {
 
     /// The last `n` lines of the log, for failure messages.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = self.stderr_text();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(n)..].join("\n");
-        format!("---- agent log (last {n} lines) ----\n{tail}\n----")
+        self.log().tail(n)
+    }
+
+    /// A handle on the log file that does not borrow the agent (for closures that run while
+    /// the agent is borrowed mutably elsewhere).
+    pub fn log(&self) -> AgentLog {
+        AgentLog(self.stderr_path())
     }
 
     /// Waits until the log (all runs) contains `needle` at least `times` times.

@@ -28,7 +28,7 @@ pub mod wait;
 pub use agent::{Agent, CONFIG_FILE, QueueStats, check, check_file, check_with_files};
 pub use delivery::{Delivery, assert_schema_valid};
 pub use mosquitto::Mosquitto;
-pub use reader::{FakeReader, ReaderListener, Reply, connect_retry};
+pub use reader::{FakeReader, Presented, ReaderListener, Reply, connect_retry, present_codes};
 pub use subscriber::{Message, Subscriber};
 pub use wait::{bounded, free_port, poll_until, wait_until};
 

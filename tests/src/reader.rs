@@ -260,3 +260,94 @@ pub fn connect_retry(addr: &str, timeout: Duration) -> FakeReader {
         stream.unwrap_or_else(|| panic!("the agent did not listen on {addr} within {timeout:?}")),
     )
 }
+
+/// What [`present_codes`] did.
+#[derive(Debug, Default)]
+pub struct Presented {
+    /// How often each code was written to the agent.
+    pub sends: Vec<u32>,
+    /// How many "NG" replies came back (codes the agent did not accept; re-presented later).
+    pub rejected: usize,
+}
+
+impl Presented {
+    /// Codes that were written more than once.
+    pub fn re_presented(&self) -> usize {
+        self.sends.iter().filter(|&&s| s > 1).count()
+    }
+}
+
+/// Plays a reader in server mode (the agent dials `listener`) that presents `codes` until the
+/// agent has acknowledged each with "OK\r": `window` codes in flight, replies matched in order
+/// ("OK\r" accepted, "NG\r" not accepted). Whenever the connection ends, it waits for the
+/// agent to dial again and re-presents, in order, every code not acknowledged yet, as an
+/// operator would re-scan what the reader did not confirm.
+///
+/// `after_ok(acknowledged_so_far)` runs after every "OK"; when it returns true it has stopped
+/// the agent (and usually started it again), and the reader moves on to the next connection.
+/// Panics after 10 s without a reply, or 15 s without a connection.
+pub fn present_codes(
+    listener: &ReaderListener,
+    codes: &[String],
+    window: usize,
+    mut after_ok: impl FnMut(usize) -> bool,
+    diagnostics: impl Fn() -> String,
+) -> Presented {
+    let n = codes.len();
+    let mut acked = vec![false; n];
+    let mut acked_count = 0;
+    let mut out = Presented {
+        sends: vec![0; n],
+        rejected: 0,
+    };
+    let mut connection: Option<FakeReader> = None;
+    while acked_count < n {
+        let reader = match &mut connection {
+            Some(reader) if !reader.is_closed() => reader,
+            _ => connection.insert(listener.accept(Duration::from_secs(15))),
+        };
+        let todo: Vec<usize> = (0..n).filter(|&i| !acked[i]).collect();
+        let (mut next, mut in_flight) = (0, std::collections::VecDeque::new());
+        let mut hang_up = false;
+        loop {
+            while in_flight.len() < window && next < todo.len() {
+                if !reader.send(format!("{}\r\n", codes[todo[next]]).as_bytes()) {
+                    break;
+                }
+                in_flight.push_back(todo[next]);
+                out.sends[todo[next]] += 1;
+                next += 1;
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            match reader.next_reply(b'\r', Duration::from_secs(10)) {
+                Reply::Line(line) if line == b"OK" => {
+                    let i = in_flight.pop_front().expect("a code in flight");
+                    acked[i] = true;
+                    acked_count += 1;
+                    if after_ok(acked_count) {
+                        hang_up = true;
+                        break;
+                    }
+                }
+                Reply::Line(line) if line == b"NG" => {
+                    in_flight.pop_front();
+                    out.rejected += 1;
+                }
+                Reply::Line(line) => {
+                    panic!("unexpected reply {:?}", String::from_utf8_lossy(&line))
+                }
+                Reply::Closed => {
+                    hang_up = true;
+                    break;
+                }
+                Reply::Timeout => panic!("no reply within 10s\n{}", diagnostics()),
+            }
+        }
+        if hang_up {
+            connection = None;
+        }
+    }
+    out
+}

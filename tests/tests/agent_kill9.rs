@@ -10,8 +10,8 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use tracegate_tests::{
-    ALL_TOPICS, Agent, Delivery, Mosquitto, ReaderListener, Reply, Subscriber, agent_config,
-    bounded, wait_until,
+    ALL_TOPICS, Agent, Delivery, Mosquitto, ReaderListener, Subscriber, agent_config, bounded,
+    present_codes, wait_until,
 };
 
 /// Waits until the queue is empty and every assigned seq arrived; returns the last seq.
@@ -70,6 +70,17 @@ count = 900
             agent.restart();
         }
         agent.wait_log("simulator finished its count", 1, Duration::from_secs(30));
+        // Each killed agent's last will told the consumers it went offline.
+        let wills = sub
+            .status_messages()
+            .iter()
+            .filter(|s| s["state"] == "offline" && s["reason"] == "connection lost")
+            .count();
+        assert!(
+            wills >= 1,
+            "no last-will offline status: {:?}",
+            sub.status_messages()
+        );
 
         let (last, delivery) = wait_all_delivered(&agent, &sub);
         assert!(
@@ -107,49 +118,25 @@ reject_reply = "NG\r"
         );
         let mut agent = Agent::start(&agent_config(&broker.url(), "", &source));
         let codes: Vec<String> = (1..=N).map(|i| format!("K9-{i:05}")).collect();
-        let mut acked = vec![false; N];
-        let mut acked_count = 0;
+        let log = agent.log();
         let mut kill_at: VecDeque<usize> = [250, 600, 900].into();
-        let mut sends = vec![0u32; N];
-
-        while acked_count < N {
-            let mut reader = listener.accept(Duration::from_secs(15));
-            // Every code not acknowledged yet, in order, like a reader re-presenting them.
-            let todo: Vec<usize> = (0..N).filter(|&i| !acked[i]).collect();
-            let (mut next, mut in_flight) = (0, VecDeque::new());
-            loop {
-                while in_flight.len() < WINDOW && next < todo.len() {
-                    if !reader.send(format!("{}\r\n", codes[todo[next]]).as_bytes()) {
-                        break;
-                    }
-                    in_flight.push_back(todo[next]);
-                    sends[todo[next]] += 1;
-                    next += 1;
-                }
-                if in_flight.is_empty() {
-                    break;
-                }
-                match reader.next_reply(b'\r', Duration::from_secs(10)) {
-                    Reply::Line(line) if line == b"OK" => {
-                        let i = in_flight.pop_front().expect("a code in flight");
-                        acked[i] = true;
-                        acked_count += 1;
-                    }
-                    Reply::Line(line) => {
-                        panic!("unexpected reply {:?}", String::from_utf8_lossy(&line))
-                    }
-                    Reply::Closed => break,
-                    Reply::Timeout => panic!("no reply within 10s\n{}", agent.log_tail(30)),
-                }
-                if kill_at.front().is_some_and(|&k| acked_count >= k) {
+        let presented = present_codes(
+            &listener,
+            &codes,
+            WINDOW,
+            |acknowledged| {
+                let kill = kill_at.front().is_some_and(|&k| acknowledged >= k);
+                if kill {
                     kill_at.pop_front();
                     agent.kill9();
                     agent.restart();
-                    break;
                 }
-            }
-        }
+                kill
+            },
+            || log.tail(30),
+        );
         assert!(kill_at.is_empty(), "all three kills happened");
+        assert_eq!(presented.rejected, 0, "no code was refused");
 
         let (last, delivery) = wait_all_delivered(&agent, &sub);
         let received: BTreeSet<String> = delivery.code_texts().into_iter().collect();
@@ -164,7 +151,7 @@ reject_reply = "NG\r"
             last as usize >= N,
             "at least one event per code; last seq {last}"
         );
-        let resent = sends.iter().filter(|&&s| s > 1).count();
+        let resent = presented.re_presented();
         eprintln!(
             "tcp reader: {N} codes, {resent} re-presented after a kill, {last} events ({} committed twice)",
             last as usize - N

@@ -1,0 +1,100 @@
+//! The agent is stopped with SIGTERM three times while a TCP reader keeps 32 codes in flight,
+//! and started again on the same queue. A clean stop must exit promptly, may answer "NG" for
+//! readings it did not commit, and must not lose one it answered "OK" for.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use tracegate_tests::{
+    ALL_TOPICS, Agent, Delivery, Mosquitto, ReaderListener, Subscriber, agent_config, bounded,
+    present_codes, wait_until,
+};
+
+#[test]
+fn every_code_the_reader_got_ok_for_arrives_despite_three_clean_stops() {
+    const N: usize = 900;
+    bounded(Duration::from_secs(120), || {
+        let broker = Mosquitto::start();
+        let sub = Subscriber::connect(broker.port(), ALL_TOPICS);
+        let listener = ReaderListener::bind();
+        let source = format!(
+            r#"[[sources]]
+id = "rd1"
+type = "scanner"
+station = "st1"
+transport = "tcp_client"
+address = "{}"
+reconnect_min = "50ms"
+reconnect_max = "200ms"
+accept_reply = "OK\r"
+reject_reply = "NG\r"
+"#,
+            listener.addr()
+        );
+        let mut agent = Agent::start(&agent_config(&broker.url(), "", &source));
+        let log = agent.log();
+        let codes: Vec<String> = (1..=N).map(|i| format!("TERM-{i:05}")).collect();
+        let mut stop_at: VecDeque<usize> = [200, 450, 700].into();
+        let presented = present_codes(
+            &listener,
+            &codes,
+            32,
+            |acknowledged| {
+                let stop = stop_at.front().is_some_and(|&k| acknowledged >= k);
+                if stop {
+                    stop_at.pop_front();
+                    let status = agent.terminate();
+                    assert!(
+                        status.success(),
+                        "a clean stop exits 0, got {status}\n{}",
+                        agent.log_tail(20)
+                    );
+                    agent.restart();
+                }
+                stop
+            },
+            || log.tail(30),
+        );
+        assert!(stop_at.is_empty(), "all three stops happened");
+
+        let stats = agent.wait_queue("an empty queue", Duration::from_secs(30), |s| s.depth == 0);
+        let last = stats.next_seq - 1;
+        wait_until(
+            &format!("seqs 1..={last} at the subscriber"),
+            Duration::from_secs(30),
+            || {
+                Delivery::analyze(&sub.messages())
+                    .missing(1..=last)
+                    .is_empty()
+            },
+            || agent.log_tail(30),
+        );
+        let delivery = Delivery::analyze(&sub.messages());
+        delivery.assert_complete(1..=last);
+        delivery.assert_ordered_per_source();
+        let received: BTreeSet<String> = delivery.code_texts().into_iter().collect();
+        let lost: Vec<&String> = codes.iter().filter(|c| !received.contains(*c)).collect();
+        assert!(
+            lost.is_empty(),
+            "{} codes got \"OK\" but never arrived: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(10)]
+        );
+        // A clean stop says goodbye: "stopped", not the last will.
+        let stopped = sub
+            .status_messages()
+            .iter()
+            .filter(|s| s["state"] == "offline" && s["reason"] == "stopped")
+            .count();
+        assert!(
+            stopped >= 3,
+            "one offline/stopped status per clean stop: {:?}",
+            sub.status_messages()
+        );
+        eprintln!(
+            "SIGTERM: {N} codes, {} re-presented, {} answered NG, {last} events",
+            presented.re_presented(),
+            presented.rejected
+        );
+    });
+}
