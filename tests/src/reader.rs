@@ -167,7 +167,8 @@ impl FakeReader {
         reply
     }
 
-    fn wait(&self, timeout: Duration, mut done: impl FnMut(&[u8], bool) -> bool) -> bool {
+    /// Waits until `done(received, closed)` holds; returns whether it did within `timeout`.
+    pub fn wait(&self, timeout: Duration, mut done: impl FnMut(&[u8], bool) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = self.inbox.state.lock().unwrap();
         loop {

@@ -98,3 +98,53 @@ reject_reply = "NG\r"
         );
     });
 }
+
+/// A clean stop must not commit a reading and then drop its answer: the reader would present
+/// the code again and the consumer would get it twice under two ids and seqs, which it cannot
+/// deduplicate (after a SIGKILL that is unavoidable; after a SIGTERM it is not).
+#[test]
+fn a_clean_stop_answers_every_reading_it_committed() {
+    bounded(Duration::from_secs(60), || {
+        let broker = Mosquitto::start();
+        let listener = ReaderListener::bind();
+        let source = format!(
+            r#"[[sources]]
+id = "rd1"
+type = "scanner"
+station = "st1"
+transport = "tcp_client"
+address = "{}"
+accept_reply = "OK\r"
+reject_reply = "NG\r"
+"#,
+            listener.addr()
+        );
+        let mut agent = Agent::start(&agent_config(&broker.url(), "", &source));
+        let mut reader = listener.accept(Duration::from_secs(15));
+        let burst: String = (1..=3000).map(|i| format!("BURST-{i:05}\r\n")).collect();
+        assert!(reader.send(burst.as_bytes()));
+        assert!(
+            reader.wait_count(b"OK\r", 1, Duration::from_secs(15)),
+            "{}",
+            agent.log_tail(30)
+        );
+        agent.terminate();
+        assert!(
+            reader.wait(Duration::from_secs(5), |_, closed| closed),
+            "the agent exited but the connection is still open"
+        );
+        let committed = agent.queue_stats().next_seq - 1;
+        let (ok, ng) = (reader.count(b"OK\r") as u64, reader.count(b"NG\r"));
+        assert!(
+            committed < 3000,
+            "the stop came mid-burst: {committed} committed"
+        );
+        assert_eq!(
+            ok,
+            committed,
+            "readings committed vs. answered OK before the stop ({ng} answered NG); the other {} \
+             will be presented again and committed twice",
+            committed.saturating_sub(ok)
+        );
+    });
+}
