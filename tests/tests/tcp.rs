@@ -88,10 +88,19 @@ accept_reply = "OK\r"
                 .all(|r| r.topic == format!("{PREFIX}/st7/dm1/scan"))
         );
 
-        // The retained status says online while it runs and "offline" after a clean stop.
+        // The retained status says online while it runs (a late subscriber gets it at once,
+        // flagged retained) and "offline" after a clean stop.
         assert_eq!(
             sub.status_messages().first().map(|s| s["state"].clone()),
             Some("online".into())
+        );
+        let late = Subscriber::connect(broker.port(), &format!("{PREFIX}/status"));
+        assert!(
+            late.wait_until(Duration::from_secs(5), |m| m
+                .iter()
+                .any(|m| m.retain && m.json()["state"] == "online")),
+            "no retained online status: {:?}",
+            late.messages()
         );
         agent.terminate();
         wait_until(
