@@ -19,6 +19,9 @@ pub struct Message {
     /// Which of the subscriber's connections brought it (1 for the first; each reconnect, e.g.
     /// after a broker restart, counts up).
     pub connection: u32,
+    /// The event's `seq`, read on arrival (None for status messages and non-JSON payloads), so
+    /// that waiting for seqs does not parse every payload on every poll.
+    pub seq: Option<u64>,
 }
 
 impl Message {
@@ -96,7 +99,12 @@ impl Subscriber {
                         shared.changed.notify_all();
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let seq = serde_json::from_slice::<Value>(&p.payload)
+                            .ok()
+                            .and_then(|v| v.get("seq").and_then(Value::as_u64))
+                            .filter(|_| !p.topic.ends_with("/status"));
                         let message = Message {
+                            seq,
                             topic: p.topic.clone(),
                             payload: p.payload.to_vec(),
                             retain: p.retain,
@@ -192,6 +200,28 @@ impl Subscriber {
     /// within `timeout`.
     pub fn wait_until(&self, timeout: Duration, done: impl Fn(&[Message]) -> bool) -> bool {
         self.wait_change(timeout, |shared| done(&shared.messages.lock().unwrap()))
+    }
+
+    /// Seqs of `range` that have not arrived (yet).
+    pub fn missing(&self, range: std::ops::RangeInclusive<u64>) -> Vec<u64> {
+        let seen: std::collections::HashSet<u64> = self
+            .shared
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m.seq)
+            .collect();
+        range.filter(|s| !seen.contains(s)).collect()
+    }
+
+    /// Waits until every seq of `range` arrived; returns whether they did within `timeout`.
+    pub fn wait_for_seqs(&self, range: std::ops::RangeInclusive<u64>, timeout: Duration) -> bool {
+        self.wait_until(timeout, |messages| {
+            let seen: std::collections::HashSet<u64> =
+                messages.iter().filter_map(|m| m.seq).collect();
+            range.clone().all(|s| seen.contains(&s))
+        })
     }
 
     /// The filter it subscribed to.

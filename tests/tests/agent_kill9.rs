@@ -21,16 +21,11 @@ fn wait_all_delivered(agent: &Agent, sub: &Subscriber) -> (u64, Delivery) {
     wait_until(
         &format!("seqs 1..={last} at the subscriber"),
         Duration::from_secs(30),
+        || sub.missing(1..=last).is_empty(),
         || {
-            Delivery::analyze(&sub.messages())
-                .missing(1..=last)
-                .is_empty()
-        },
-        || {
-            let d = Delivery::analyze(&sub.messages());
             format!(
                 "missing {}\n{}",
-                tracegate_tests::delivery::compress(&d.missing(1..=last)),
+                tracegate_tests::delivery::compress(&sub.missing(1..=last)),
                 agent.log_tail(30)
             )
         },

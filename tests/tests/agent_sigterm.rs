@@ -62,11 +62,7 @@ reject_reply = "NG\r"
         wait_until(
             &format!("seqs 1..={last} at the subscriber"),
             Duration::from_secs(30),
-            || {
-                Delivery::analyze(&sub.messages())
-                    .missing(1..=last)
-                    .is_empty()
-            },
+            || sub.missing(1..=last).is_empty(),
             || agent.log_tail(30),
         );
         let delivery = Delivery::analyze(&sub.messages());

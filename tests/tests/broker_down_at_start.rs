@@ -59,7 +59,7 @@ invalid_ratio = 0.05
         wait_until(
             &format!("seqs 1..={N} at the subscriber"),
             Duration::from_secs(30),
-            || Delivery::analyze(&sub.messages()).missing(1..=N).is_empty(),
+            || sub.missing(1..=N).is_empty(),
             || {
                 format!(
                     "received {} events\n{}",

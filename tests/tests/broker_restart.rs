@@ -79,7 +79,7 @@ fn wait_end(sub: &Subscriber, agent: &Agent) -> Delivery {
     wait_until(
         &format!("seq {N} at the subscriber"),
         Duration::from_secs(30),
-        || Delivery::analyze(&sub.messages()).get(N).is_some(),
+        || sub.missing(N..=N).is_empty(),
         || agent.log_tail(30),
     );
     Delivery::analyze(&sub.messages())
@@ -155,7 +155,7 @@ fn broker_killed_twice_loses_only_what_it_had_acknowledged() {
 fn kill_windows(messages: &[Message]) -> Vec<(u64, u64)> {
     let mut per_connection: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for m in messages.iter().filter(|m| !m.is_status()) {
-        let seq = m.json()["seq"].as_u64().expect("seq");
+        let seq = m.seq.expect("an event has a seq");
         let e = per_connection.entry(m.connection).or_insert((u64::MAX, 0));
         e.0 = e.0.min(seq);
         e.1 = e.1.max(seq);

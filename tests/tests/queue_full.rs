@@ -66,11 +66,7 @@ fn wait_for_seqs(
     wait_until(
         &format!("seqs {range:?} at the subscriber"),
         Duration::from_secs(30),
-        || {
-            Delivery::analyze(&sub.messages())
-                .missing(range.clone())
-                .is_empty()
-        },
+        || sub.missing(range.clone()).is_empty(),
         || {
             format!(
                 "received {} events\n{}",
