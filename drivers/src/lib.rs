@@ -12,6 +12,7 @@
 //! drivers depend on nothing in the agent; the agent never reaches into a driver.
 
 pub mod backoff;
+pub mod modbus;
 pub mod reading;
 pub mod scanner;
 pub mod shutdown;
