@@ -174,6 +174,21 @@ impl Delivery {
     }
 }
 
+impl Delivery {
+    /// Panics unless every one of `codes` arrived as some event's code text (the reader was
+    /// told "OK" for each, so each must have been delivered).
+    pub fn assert_codes_arrived(&self, codes: &[String]) {
+        let received: BTreeSet<String> = self.code_texts().into_iter().collect();
+        let lost: Vec<&String> = codes.iter().filter(|c| !received.contains(*c)).collect();
+        assert!(
+            lost.is_empty(),
+            "{} codes got \"OK\" but never arrived, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(10)]
+        );
+    }
+}
+
 /// `[1, 2, 3, 7, 9, 10]` → `"1..=3, 7, 9..=10"` (first 20 runs).
 pub fn compress(seqs: &[u64]) -> String {
     let mut runs: Vec<(u64, u64)> = Vec::new();

@@ -64,3 +64,28 @@ pub const ALL_TOPICS: &str = "tracegate/#";
 
 /// The topic prefix of an agent built by [`agent_config`].
 pub const PREFIX: &str = "tracegate/plant/l1";
+
+/// Waits until the agent's queue is empty and every seq it ever assigned (1 ..= `queue stats`
+/// next_seq − 1) reached `sub`; then checks them all ([`Delivery::analyze`]: schema, identical
+/// copies), completeness and order per source. Returns the last seq and the delivery.
+pub fn wait_all_delivered(agent: &Agent, sub: &Subscriber) -> (u64, Delivery) {
+    let timeout = std::time::Duration::from_secs(30);
+    let stats = agent.wait_queue("an empty queue", timeout, |s| s.depth == 0);
+    let last = stats.next_seq - 1;
+    wait_until(
+        &format!("seqs 1..={last} at the subscriber"),
+        timeout,
+        || sub.missing(1..=last).is_empty(),
+        || {
+            format!(
+                "missing {}\n{}",
+                delivery::compress(&sub.missing(1..=last)),
+                agent.log_tail(30)
+            )
+        },
+    );
+    let delivery = Delivery::analyze(&sub.messages());
+    delivery.assert_complete(1..=last);
+    delivery.assert_ordered_per_source();
+    (last, delivery)
+}

@@ -6,35 +6,13 @@
 //!   32 codes in flight, and after each kill re-presents every code whose "OK" it did not get
 //!   (as a real reader's operator would). Every code that got an "OK" must arrive.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tracegate_tests::{
-    ALL_TOPICS, Agent, Delivery, Mosquitto, ReaderListener, Subscriber, agent_config, bounded,
-    present_codes, wait_until,
+    ALL_TOPICS, Agent, Mosquitto, ReaderListener, Subscriber, agent_config, bounded, present_codes,
+    wait_all_delivered,
 };
-
-/// Waits until the queue is empty and every assigned seq arrived; returns the last seq.
-fn wait_all_delivered(agent: &Agent, sub: &Subscriber) -> (u64, Delivery) {
-    let stats = agent.wait_queue("an empty queue", Duration::from_secs(30), |s| s.depth == 0);
-    let last = stats.next_seq - 1;
-    wait_until(
-        &format!("seqs 1..={last} at the subscriber"),
-        Duration::from_secs(30),
-        || sub.missing(1..=last).is_empty(),
-        || {
-            format!(
-                "missing {}\n{}",
-                tracegate_tests::delivery::compress(&sub.missing(1..=last)),
-                agent.log_tail(30)
-            )
-        },
-    );
-    let delivery = Delivery::analyze(&sub.messages());
-    delivery.assert_complete(1..=last);
-    delivery.assert_ordered_per_source();
-    (last, delivery)
-}
 
 #[test]
 fn simulated_scans_survive_three_kills() {
@@ -134,14 +112,7 @@ reject_reply = "NG\r"
         assert_eq!(presented.rejected, 0, "no code was refused");
 
         let (last, delivery) = wait_all_delivered(&agent, &sub);
-        let received: BTreeSet<String> = delivery.code_texts().into_iter().collect();
-        let lost: Vec<&String> = codes.iter().filter(|c| !received.contains(*c)).collect();
-        assert!(
-            lost.is_empty(),
-            "{} codes got \"OK\" but never arrived: {:?}",
-            lost.len(),
-            &lost[..lost.len().min(10)]
-        );
+        delivery.assert_codes_arrived(&codes);
         assert!(
             last as usize >= N,
             "at least one event per code; last seq {last}"

@@ -2,12 +2,12 @@
 //! and started again on the same queue. A clean stop must exit promptly, may answer "NG" for
 //! readings it did not commit, and must not lose one it answered "OK" for.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tracegate_tests::{
     ALL_TOPICS, Agent, Delivery, Mosquitto, ReaderListener, Subscriber, agent_config, bounded,
-    present_codes, wait_until,
+    present_codes, wait_all_delivered,
 };
 
 #[test]
@@ -57,25 +57,8 @@ reject_reply = "NG\r"
         );
         assert!(stop_at.is_empty(), "all three stops happened");
 
-        let stats = agent.wait_queue("an empty queue", Duration::from_secs(30), |s| s.depth == 0);
-        let last = stats.next_seq - 1;
-        wait_until(
-            &format!("seqs 1..={last} at the subscriber"),
-            Duration::from_secs(30),
-            || sub.missing(1..=last).is_empty(),
-            || agent.log_tail(30),
-        );
-        let delivery = Delivery::analyze(&sub.messages());
-        delivery.assert_complete(1..=last);
-        delivery.assert_ordered_per_source();
-        let received: BTreeSet<String> = delivery.code_texts().into_iter().collect();
-        let lost: Vec<&String> = codes.iter().filter(|c| !received.contains(*c)).collect();
-        assert!(
-            lost.is_empty(),
-            "{} codes got \"OK\" but never arrived: {:?}",
-            lost.len(),
-            &lost[..lost.len().min(10)]
-        );
+        let (last, delivery) = wait_all_delivered(&agent, &sub);
+        delivery.assert_codes_arrived(&codes);
         // A clean stop says goodbye: "stopped", not the last will.
         let stopped = sub
             .status_messages()
