@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use tracegate_tests::{
-    ALL_TOPICS, Agent, Delivery, Mosquitto, ReaderListener, Subscriber, agent_config, bounded,
-    present_codes, wait_all_delivered,
+    ALL_TOPICS, Agent, Mosquitto, ReaderListener, Subscriber, agent_config, bounded, present_codes,
+    wait_all_delivered,
 };
 
 #[test]
