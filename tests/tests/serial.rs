@@ -224,3 +224,32 @@ fn gs1_codes_are_parsed_and_bad_ones_go_to_invalid() {
         assert_eq!(noread.event["kind"], "noread");
     });
 }
+
+#[test]
+fn bytes_that_are_not_utf8_are_kept_exactly() {
+    bounded(LIMIT, || {
+        let broker = Mosquitto::start();
+        let sub = Subscriber::connect(broker.port(), ALL_TOPICS);
+        let mut reader = FakeReader::pty();
+        let source = serial_source("sc3", "st3", &reader.port(), "");
+        let agent = Agent::start(&agent_config(&broker.url(), "", &source));
+
+        let code: &[u8] = b"LOT\xff\xfe-7\x1d9";
+        send_in_chunks(&mut reader, &[code, b"\r\n"].concat(), &[4, 100], &agent);
+        assert_eq!(reader.received(), b"OK\r");
+
+        assert!(
+            sub.wait_for(1, Duration::from_secs(10)),
+            "{}",
+            agent.log_tail(30)
+        );
+        let delivery = Delivery::analyze(&sub.messages());
+        delivery.assert_complete(1..=1);
+        let c = &delivery.get(1).unwrap().event["code"];
+        // Base64 of the exact bytes; the text escapes what is not UTF-8.
+        assert_eq!(
+            c,
+            &json!({"text": "LOT\\xFF\\xFE-7\u{1d}9", "utf8": false, "base64": "TE9U//4tNx05", "len": 9})
+        );
+    });
+}

@@ -205,3 +205,73 @@ accept_reply = "OK\r"
         );
     });
 }
+
+#[test]
+fn double_reads_inside_the_dedup_window_are_dropped_or_marked() {
+    bounded(LIMIT, || {
+        let broker = Mosquitto::start();
+        let sub = Subscriber::connect(broker.port(), ALL_TOPICS);
+        let (drop_at, mark_at) = (
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+        );
+        let source = |id: &str, listen: &str, mode: &str| {
+            format!(
+                r#"[[sources]]
+id = "{id}"
+type = "scanner"
+transport = "tcp_server"
+listen = "{listen}"
+dedup_window = "30s"
+dedup = "{mode}"
+accept_reply = "OK\r"
+"#
+            )
+        };
+        let sources = source("dd-drop", &drop_at, "drop") + &source("dd-mark", &mark_at, "mark");
+        let agent = Agent::start(&agent_config(&broker.url(), "", &sources));
+
+        for at in [&drop_at, &mark_at] {
+            let mut reader = connect_retry(at, STARTUP);
+            assert!(reader.send(b"DUP-A\r\nDUP-A\r\nDUP-B\r\nDUP-A\r\n"));
+            // A double read is still "accepted": the same code was committed moments before.
+            assert!(
+                reader.wait_count(b"OK\r", 4, Duration::from_secs(10)),
+                "{}",
+                agent.log_tail(30)
+            );
+        }
+
+        let mut expected = vec![
+            ("dd-drop", "DUP-A", false),
+            ("dd-drop", "DUP-B", false),
+            ("dd-mark", "DUP-A", false),
+            ("dd-mark", "DUP-A", true),
+            ("dd-mark", "DUP-B", false),
+            ("dd-mark", "DUP-A", true),
+        ];
+        assert!(
+            sub.wait_for(6, Duration::from_secs(10)),
+            "{:?}",
+            sub.events()
+        );
+        let delivery = Delivery::analyze(&sub.messages());
+        delivery.assert_complete(1..=6);
+        let mut got: Vec<(&str, &str, bool)> = delivery
+            .arrivals
+            .iter()
+            .map(|r| {
+                let e = &r.event;
+                (
+                    e["source"].as_str().unwrap(),
+                    e["code"]["text"].as_str().unwrap(),
+                    e["duplicate"] == true,
+                )
+            })
+            .collect();
+        // Each source keeps its own order; the two sources interleave freely.
+        got.sort_by_key(|(source, ..)| *source);
+        expected.sort_by_key(|(source, ..)| *source);
+        assert_eq!(got, expected);
+    });
+}
