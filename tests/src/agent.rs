@@ -92,6 +92,8 @@ impl Agent {
                 .arg(&self.config)
                 .env("RUST_LOG", "info,tracegate=debug")
                 .env_remove("JOURNAL_STREAM")
+                .env_remove("NOTIFY_SOCKET")
+                .env_remove("WATCHDOG_USEC")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(stderr),
@@ -258,6 +260,7 @@ pub fn check_file(path: &Path) -> (i32, String, String) {
         .arg("check")
         .arg("--config")
         .arg(path)
+        .env_remove("RUST_LOG")
         .output()
         .expect("run tracegate check");
     (
