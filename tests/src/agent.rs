@@ -179,6 +179,7 @@ impl Agent {
         let out = Command::new(tracegate_bin())
             .args(["queue", "stats", "--json", "--config"])
             .arg(&self.config)
+            .env_remove("RUST_LOG")
             .output()
             .expect("run tracegate queue stats");
         assert!(
