@@ -16,6 +16,12 @@ use crate::wait::{poll_until, wait_until};
 /// The config's file name inside the agent's folder (it appears in `check`'s messages).
 pub const CONFIG_FILE: &str = "line.toml";
 
+/// The agent's log filter: `info,tracegate=debug`, or `TRACEGATE_TEST_LOG` when set (e.g.
+/// `trace` to see every byte a driver reads and writes).
+fn log_filter() -> String {
+    std::env::var("TRACEGATE_TEST_LOG").unwrap_or_else(|_| "info,tracegate=debug".into())
+}
+
 /// `tracegate queue stats --json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct QueueStats {
@@ -90,7 +96,7 @@ impl Agent {
                 .arg("run")
                 .arg("--config")
                 .arg(&self.config)
-                .env("RUST_LOG", "info,tracegate=debug")
+                .env("RUST_LOG", log_filter())
                 .env_remove("JOURNAL_STREAM")
                 .env_remove("NOTIFY_SOCKET")
                 .env_remove("WATCHDOG_USEC")
