@@ -66,7 +66,7 @@ impl Delivery {
     /// of a seq byte-identical to the first (same id, same topic). Panics otherwise.
     pub fn analyze(messages: &[Message]) -> Delivery {
         let mut d = Delivery::default();
-        for m in messages.iter().filter(|m| !m.is_status()) {
+        for m in messages.iter().filter(|m| m.is_event()) {
             let event = m.json();
             assert_schema_valid(&event);
             let seq = event["seq"].as_u64().expect("seq");

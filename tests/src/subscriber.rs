@@ -25,9 +25,19 @@ pub struct Message {
 }
 
 impl Message {
-    /// True for the agent's `<prefix>/status` messages.
+    /// True for the agent's retained `<prefix>/status` messages.
     pub fn is_status(&self) -> bool {
         self.topic.ends_with("/status")
+    }
+
+    /// True for events: `<prefix>/<station>/<source>/<kind>` with kind `scan`, `noread`,
+    /// `invalid` or `alarm` (not status, not `<prefix>/status/heartbeat`).
+    pub fn is_event(&self) -> bool {
+        !self.topic.contains("/status/")
+            && matches!(
+                self.topic.rsplit('/').next(),
+                Some("scan" | "noread" | "invalid" | "alarm")
+            )
     }
 
     /// The payload as JSON; panics with the payload when it is not JSON.
@@ -99,17 +109,18 @@ impl Subscriber {
                         shared.changed.notify_all();
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let seq = serde_json::from_slice::<Value>(&p.payload)
-                            .ok()
-                            .and_then(|v| v.get("seq").and_then(Value::as_u64))
-                            .filter(|_| !p.topic.ends_with("/status"));
-                        let message = Message {
-                            seq,
+                        let mut message = Message {
                             topic: p.topic.clone(),
                             payload: p.payload.to_vec(),
                             retain: p.retain,
                             connection: shared.connections.load(Ordering::SeqCst),
+                            seq: None,
                         };
+                        if message.is_event() {
+                            message.seq = serde_json::from_slice::<Value>(&message.payload)
+                                .ok()
+                                .and_then(|v| v.get("seq").and_then(Value::as_u64));
+                        }
                         shared.messages.lock().unwrap().push(message);
                         shared.changed.notify_all();
                     }
@@ -161,11 +172,11 @@ impl Subscriber {
         self.shared.messages.lock().unwrap().clone()
     }
 
-    /// The event messages (everything but `…/status`), in arrival order.
+    /// The event messages (not status, not heartbeats), in arrival order.
     pub fn event_messages(&self) -> Vec<Message> {
         self.messages()
             .into_iter()
-            .filter(|m| !m.is_status())
+            .filter(|m| m.is_event())
             .collect()
     }
 
@@ -192,7 +203,7 @@ impl Subscriber {
     /// did within `timeout`.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> bool {
         self.wait_until(timeout, |messages| {
-            messages.iter().filter(|m| !m.is_status()).count() >= n
+            messages.iter().filter(|m| m.is_event()).count() >= n
         })
     }
 

@@ -154,7 +154,7 @@ fn broker_killed_twice_loses_only_what_it_had_acknowledged() {
 /// that died before forwarding them.
 fn kill_windows(messages: &[Message]) -> Vec<(u64, u64)> {
     let mut per_connection: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-    for m in messages.iter().filter(|m| !m.is_status()) {
+    for m in messages.iter().filter(|m| m.is_event()) {
         let seq = m.seq.expect("an event has a seq");
         let e = per_connection.entry(m.connection).or_insert((u64::MAX, 0));
         e.0 = e.0.min(seq);
