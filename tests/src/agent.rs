@@ -180,55 +180,64 @@ impl Agent {
         self.spawn();
     }
 
-    /// `tracegate queue stats --config <file> --json`, raw.
+    /// `tracegate queue stats --config <file> --json`, raw; panics if the command fails.
     pub fn queue_stats_json(&self) -> Value {
+        self.try_queue_stats_json()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `tracegate queue stats --config <file> --json`, raw, or why it failed (e.g. the agent
+    /// has not created its queue yet).
+    pub fn try_queue_stats_json(&self) -> Result<Value, String> {
         let out = Command::new(tracegate_bin())
             .args(["queue", "stats", "--json", "--config"])
             .arg(&self.config)
             .env_remove("RUST_LOG")
             .output()
             .expect("run tracegate queue stats");
-        assert!(
-            out.status.success(),
-            "tracegate queue stats failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
+        if !out.status.success() {
+            return Err(format!(
+                "tracegate queue stats failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
                 "queue stats printed no JSON ({e}): {}",
                 String::from_utf8_lossy(&out.stdout)
             )
         })
     }
 
-    /// `tracegate queue stats --json`, typed.
+    /// `tracegate queue stats --json`, typed; panics if the command fails.
     pub fn queue_stats(&self) -> QueueStats {
         let v = self.queue_stats_json();
         serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("queue stats JSON {v}: {e}"))
     }
 
     /// Polls `queue stats` (every 100 ms) until `done` holds; panics after `timeout` with the
-    /// last figures and the log.
+    /// last figures (or the last error: a queue the agent has not created yet counts as not
+    /// done) and the log.
     pub fn wait_queue(
         &self,
         what: &str,
         timeout: Duration,
         done: impl Fn(&QueueStats) -> bool,
     ) -> QueueStats {
-        let mut last = None;
+        let mut last: Result<QueueStats, String> = Err("not polled".into());
         let ok = poll_until(timeout, Duration::from_millis(100), || {
-            let s = self.queue_stats();
-            let ok = done(&s);
-            last = Some(s);
-            ok
+            last = self.try_queue_stats_json().and_then(|v| {
+                serde_json::from_value(v.clone()).map_err(|e| format!("queue stats JSON {v}: {e}"))
+            });
+            last.as_ref().is_ok_and(&done)
         });
         assert!(
             ok,
             "timed out after {timeout:?} waiting for the queue: {what}; last stats {last:?}\n{}",
             self.log_tail(40)
         );
-        last.expect("polled at least once")
+        last.expect("done holds")
     }
 }
 
