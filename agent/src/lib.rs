@@ -12,6 +12,7 @@
 //! - [`process`]: reading → event, one task per source.
 //! - [`queue`]: the durable queue; its module docs state the on-disk format and invariants.
 //! - [`publish`]: MQTT publishing, the in-flight table, status messages.
+//! - [`ops`]: metrics, health, the control socket, systemd notify and watchdog.
 //! - [`simulator`]: a source that makes realistic scans without hardware.
 //! - [`run`]: wiring and clean shutdown; [`cli`]: the commands.
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod logging;
+pub mod ops;
 pub mod process;
 pub mod publish;
 pub mod queue;

@@ -1,14 +1,19 @@
-//! `tracegate run`: opens the queue, starts the publisher and one task per source, and stops
-//! cleanly on SIGTERM/SIGINT (sources first, then the queue commits what it holds, then the
-//! publisher says offline).
+//! `tracegate run`: opens the queue, starts the publisher, the operator endpoints and one task
+//! per source, tells systemd it is ready, and stops cleanly on SIGTERM/SIGINT (sources first,
+//! then the queue commits what it holds, then the publisher says offline).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use tokio::task::JoinSet;
 use tracegate_drivers::{Shutdown, Sink};
 
 use crate::config::{Config, DriverConfig};
+use crate::ops::metrics::Metrics;
+use crate::ops::state::{AgentState, BrokerState, SourceInfo};
+use crate::ops::{notify, server};
 use crate::process::Processor;
 use crate::publish::Publisher;
 use crate::queue::{self, Store};
@@ -18,29 +23,45 @@ const SINK_CAPACITY: usize = 64;
 
 /// Runs the agent until a stop signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let limits = config.store.limits();
-    let store = Store::open(&config.store.path, limits)?;
+    let store = Store::open(&config.store.path, config.store.limits())?;
     let stats = store.stats()?;
     tracing::info!(
         path = %config.store.path.display(),
         queued = stats.depth,
+        retained = stats.retained,
         next_seq = stats.next_seq,
         "queue open"
     );
-    let (queue, writer) =
-        queue::spawn(store, config.store.commit_window, config.store.commit_batch);
-
-    let (stop_publisher, publisher_shutdown) = Shutdown::new();
-    let publisher = Publisher::new(&config, queue.clone()).context("MQTT setup")?;
-    let publisher = tokio::spawn(publisher.run(publisher_shutdown));
+    let metrics = Arc::new(Metrics::new());
+    let (queue, writer) = queue::spawn(
+        store,
+        config.store.commit_window,
+        config.store.commit_batch,
+        metrics.clone(),
+    );
 
     let (stop_sources, sources_shutdown) = Shutdown::new();
     let prefix = config.mqtt.topic_prefix(&config.agent);
     let mut drivers = JoinSet::new();
     let mut processors = JoinSet::new();
+    let mut infos = Vec::new();
     for source in &config.sources {
         let (sink, submissions) = Sink::channel(SINK_CAPACITY);
-        let processor = Processor::new(&config.agent, &prefix, source);
+        let last_event_ms = Arc::new(AtomicI64::new(0));
+        infos.push(SourceInfo {
+            id: source.common.id.clone(),
+            kind: source.kind.clone(),
+            station: source.station().to_string(),
+            device: sink.device_state(),
+            last_event_ms: last_event_ms.clone(),
+        });
+        let processor = Processor::new(
+            &config.agent,
+            &prefix,
+            source,
+            metrics.clone(),
+            last_event_ms,
+        );
         processors.spawn(processor.run(submissions, queue.clone()));
         let id = source.common.id.clone();
         let shutdown = sources_shutdown.clone();
@@ -53,16 +74,67 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         };
     }
+    let state = Arc::new(AgentState {
+        agent: config.agent.id.clone(),
+        site: config.agent.site.clone(),
+        line: config.agent.line.clone(),
+        config_hash: config.hash.clone(),
+        started: Instant::now(),
+        started_at: SystemTime::now(),
+        metrics,
+        broker: BrokerState::default(),
+        sources: infos,
+        queue: queue.clone(),
+        ready: AtomicBool::new(false),
+    });
     drop(queue);
+
+    let (stop_ops, ops_shutdown) = Shutdown::new();
+    let mut ops = JoinSet::new();
+    let socket = config.control_socket();
+    let control = server::bind_control(&socket)
+        .with_context(|| format!("control socket {}", socket.display()))?;
+    ops.spawn(server::serve_control(
+        control,
+        state.clone(),
+        ops_shutdown.clone(),
+    ));
+    if let Some(listen) = &config.ops.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("ops.listen {listen}"))?;
+        tracing::info!(%listen, "serving /metrics and /health");
+        ops.spawn(server::serve_tcp(
+            listener,
+            state.clone(),
+            ops_shutdown.clone(),
+        ));
+    }
+    ops.spawn(notify::watchdog(state.clone(), ops_shutdown.clone()));
+
+    let (stop_publisher, publisher_shutdown) = Shutdown::new();
+    let publisher = Publisher::new(&config, state.clone()).context("MQTT setup")?;
+    let publisher = tokio::spawn(publisher.run(publisher_shutdown));
+
+    state.ready.store(true, Ordering::Relaxed);
+    notify::ready(&format!(
+        "queue {} events; {} sources",
+        stats.depth,
+        config.sources.len()
+    ));
     tracing::info!(
         agent = %config.agent.id,
         sources = config.sources.len(),
         version = env!("CARGO_PKG_VERSION"),
+        revision = crate::ops::state::REVISION,
+        control = %socket.display(),
         "tracegate running"
     );
 
     wait_for_stop_signal().await;
+    notify::stopping();
     tracing::info!("stopping: sources first, then the queue, then the publisher");
+    state.ready.store(false, Ordering::Relaxed);
     stop_sources.trigger();
     while drivers.join_next().await.is_some() {}
     while processors.join_next().await.is_some() {}
@@ -70,7 +142,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop_publisher.trigger();
     let _ = publisher.await;
+    stop_ops.trigger();
+    while ops.join_next().await.is_some() {}
+    drop(state);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped");
     Ok(())
 }

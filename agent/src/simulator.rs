@@ -185,6 +185,7 @@ pub async fn run(config: SimulatorConfig, source: String, sink: Sink, mut shutdo
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tracing::info!(source = %source, rate, "simulator started");
+    sink.set_device_state(tracegate_drivers::DeviceState::Connected);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}

@@ -29,6 +29,14 @@ pub(super) fn check(config: &mut Config, p: &mut Problems<'_>) {
         }
     }
     check_store(config, p);
+    if let Some(listen) = &config.ops.listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            p.add(
+                "ops.listen",
+                format!("listen {listen:?} must be an address and port such as \"127.0.0.1:9464\""),
+            );
+        }
+    }
     check_mqtt(config, p);
     check_sources(config, p);
 }

@@ -9,8 +9,8 @@ use tracegate_drivers::scanner::ScannerConfig;
 
 use super::locate::{line_at, line_of};
 use super::{
-    AgentSection, Config, DriverConfig, MqttConfig, SourceCommon, SourceConfig, StoreConfig,
-    Validation,
+    AgentSection, Config, DriverConfig, MqttConfig, OpsConfig, SourceCommon, SourceConfig,
+    StoreConfig, Validation,
 };
 use crate::simulator::SimulatorConfig;
 
@@ -94,6 +94,8 @@ struct RawFile {
     store: StoreConfig,
     mqtt: MqttConfig,
     #[serde(default)]
+    ops: OpsConfig,
+    #[serde(default)]
     sources: Vec<toml::Table>,
 }
 
@@ -172,15 +174,20 @@ fn parse(text: &str, file: &Path, problems: &mut Problems<'_>) -> Option<Config>
         agent: raw.agent,
         store: raw.store,
         mqtt: raw.mqtt,
+        ops: raw.ops,
         sources,
         hash: hex(&Sha256::digest(text.as_bytes())),
     };
     if config.store.path.is_relative() {
         config.store.path = base.join(&config.store.path);
     }
-    for p in [&mut config.mqtt.password_file, &mut config.mqtt.ca_file]
-        .into_iter()
-        .flatten()
+    for p in [
+        &mut config.mqtt.password_file,
+        &mut config.mqtt.ca_file,
+        &mut config.ops.control_socket,
+    ]
+    .into_iter()
+    .flatten()
     {
         if p.is_relative() {
             *p = base.join(&*p);

@@ -34,6 +34,7 @@ pub struct Config {
     pub agent: AgentSection,
     pub store: StoreConfig,
     pub mqtt: MqttConfig,
+    pub ops: OpsConfig,
     pub sources: Vec<SourceConfig>,
     /// SHA-256 of the file's bytes, hex; reported in the retained status so an operator can
     /// see which configuration a gateway runs.
@@ -160,6 +161,53 @@ pub struct MqttConfig {
     /// Filled from `password_file` at load; never printed.
     #[serde(skip)]
     pub password: Option<String>,
+}
+
+/// `[ops]`: what the operator sees: metrics, health, the control socket, the heartbeat.
+/// Nothing here writes to disk.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// TCP address serving Prometheus `/metrics`, `/health/live`, `/health/ready` and
+    /// `/status` (read-only), e.g. "127.0.0.1:9464". Default: off (the control socket serves
+    /// the same locally).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Unix socket for `tracegate status` and `queue replay`. Default: `control.sock` beside
+    /// the queue database. Only the agent's user (and root) may connect.
+    #[serde(default)]
+    pub control_socket: Option<PathBuf>,
+    /// How often a heartbeat goes to `<prefix>/status/heartbeat` (QoS 0, not retained).
+    /// "0s" turns it off. Default "60s".
+    #[serde(default = "default_heartbeat", with = "humantime_serde")]
+    pub heartbeat: Duration,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            listen: None,
+            control_socket: None,
+            heartbeat: default_heartbeat(),
+        }
+    }
+}
+
+impl Config {
+    /// The control socket in effect.
+    pub fn control_socket(&self) -> PathBuf {
+        self.ops.control_socket.clone().unwrap_or_else(|| {
+            self.store
+                .path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("control.sock")
+        })
+    }
+}
+
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// How a source's codes are checked. A code that fails becomes an `invalid` event.

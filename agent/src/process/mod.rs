@@ -6,7 +6,7 @@ mod classify;
 mod dedup;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -18,16 +18,8 @@ pub use self::classify::{Classified, Rules};
 pub use self::dedup::Dedup;
 use crate::config::{AgentSection, DedupMode, SourceConfig, Validation};
 use crate::event::{Event, Kind, epoch_ms, rfc3339};
+use crate::ops::metrics::{Metrics, SourceKind, SourceLabel};
 use crate::queue::{NewEvent, Queue};
-
-/// Per-source counters (exported as metrics by the operations layer).
-#[derive(Debug, Default)]
-pub struct SourceCounters {
-    pub captured: AtomicU64,
-    pub invalid: AtomicU64,
-    pub noread: AtomicU64,
-    pub duplicates: AtomicU64,
-}
 
 /// Everything a source's processing task needs.
 pub struct Processor {
@@ -39,12 +31,20 @@ pub struct Processor {
     topic_base: String,
     rules: Rules,
     dedup: Option<(Dedup, DedupMode)>,
-    pub counters: Arc<SourceCounters>,
+    metrics: Arc<Metrics>,
+    /// Capture time of the last event (ms since the epoch), for `status`.
+    last_event_ms: Arc<AtomicI64>,
 }
 
 impl Processor {
     /// A processor for one configured source.
-    pub fn new(agent: &AgentSection, prefix: &str, source: &SourceConfig) -> Processor {
+    pub fn new(
+        agent: &AgentSection,
+        prefix: &str,
+        source: &SourceConfig,
+        metrics: Arc<Metrics>,
+        last_event_ms: Arc<AtomicI64>,
+    ) -> Processor {
         let c = &source.common;
         let pattern = c.pattern.as_deref().and_then(|p| regex::Regex::new(p).ok());
         Processor {
@@ -59,7 +59,8 @@ impl Processor {
                 pattern,
             },
             dedup: c.dedup_window.map(|w| (Dedup::new(w), c.dedup)),
-            counters: Arc::new(SourceCounters::default()),
+            metrics,
+            last_event_ms,
         }
     }
 
@@ -73,7 +74,12 @@ impl Processor {
             (&mut self.dedup, &reading.kind)
         {
             if dedup.is_double_read(bytes, now) {
-                self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .duplicates
+                    .get_or_create(&SourceLabel {
+                        source: self.source.clone(),
+                    })
+                    .inc();
                 match mode {
                     DedupMode::Drop => {
                         tracing::debug!(source = %self.source, "double read dropped");
@@ -83,15 +89,18 @@ impl Processor {
                 }
             }
         }
-        self.counters.captured.fetch_add(1, Ordering::Relaxed);
+        let labels = SourceKind {
+            source: self.source.clone(),
+            kind: c.kind.topic_level().into(),
+        };
+        self.metrics.captured.get_or_create(&labels).inc();
+        self.last_event_ms
+            .store(epoch_ms(reading.captured_at), Ordering::Relaxed);
         match c.kind {
             Kind::Invalid => {
-                self.counters.invalid.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(source = %self.source, reason = c.reason.as_deref().unwrap_or(""), "invalid scan");
             }
-            Kind::Noread => {
-                self.counters.noread.fetch_add(1, Ordering::Relaxed);
-            }
+            Kind::Noread => {}
             Kind::Alarm => {
                 let a = c.alarm.as_ref();
                 tracing::warn!(
@@ -129,6 +138,7 @@ impl Processor {
             event,
             topic,
             handover,
+            captured: reading.captured_at,
         })
     }
 

@@ -7,6 +7,7 @@
 //! publish — events and status messages — is recorded here in that order.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 /// What a publish carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,10 +21,10 @@ pub enum Carried {
 /// The in-flight table of one MQTT connection.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    /// Handed to the client, packet id not yet known.
-    unassigned: VecDeque<Carried>,
+    /// Handed to the client (when), packet id not yet known.
+    unassigned: VecDeque<(Carried, Instant)>,
     /// Sent with this packet id, acknowledgement outstanding.
-    by_pkid: HashMap<u16, Carried>,
+    by_pkid: HashMap<u16, (Carried, Instant)>,
     /// The seqs of the events among the two above.
     events: HashSet<u64>,
     /// Highest seq handed to the client on this connection; the next fetch starts after it.
@@ -58,30 +59,36 @@ impl InFlight {
             self.events.insert(seq);
             self.cursor = self.cursor.max(seq);
         }
-        self.unassigned.push_back(what);
+        self.unassigned.push_back((what, Instant::now()));
     }
 
     /// The client reported `Outgoing::Publish(pkid)`. QoS 0 publishes carry pkid 0 and are
     /// never acknowledged, so they leave the table at once.
     pub fn assigned(&mut self, pkid: u16) {
-        let Some(what) = self.unassigned.pop_front() else {
+        let Some(entry) = self.unassigned.pop_front() else {
             return;
         };
         if pkid == 0 {
-            self.forget(what);
-        } else if let Some(old) = self.by_pkid.insert(pkid, what) {
+            self.forget(entry.0);
+        } else if let Some((old, _)) = self.by_pkid.insert(pkid, entry) {
             // A packet id is only reused after its acknowledgement; treat the old one as lost.
             self.forget(old);
         }
     }
 
     /// The broker acknowledged `pkid` (PUBACK for QoS 1, PUBCOMP for QoS 2). Returns the
-    /// seq to delete, if the packet carried an event.
+    /// seq that is delivered, if the packet carried an event.
     pub fn acknowledged(&mut self, pkid: u16) -> Option<u64> {
-        let what = self.by_pkid.remove(&pkid)?;
+        self.acknowledged_after(pkid).map(|(seq, _)| seq)
+    }
+
+    /// Like [`InFlight::acknowledged`], with how long the acknowledgement took since the
+    /// publish was handed to the client.
+    pub fn acknowledged_after(&mut self, pkid: u16) -> Option<(u64, Duration)> {
+        let (what, since) = self.by_pkid.remove(&pkid)?;
         self.forget(what);
         match what {
-            Carried::Event(seq) => Some(seq),
+            Carried::Event(seq) => Some((seq, since.elapsed())),
             Carried::Other => None,
         }
     }

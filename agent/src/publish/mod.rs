@@ -11,41 +11,46 @@
 //!   once a minute while it lasts, with the queue depth.
 
 pub mod connection;
+mod heartbeat;
 pub mod inflight;
+mod session;
 pub mod status;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, QoS};
 use tokio::sync::mpsc;
 use tracegate_drivers::{Backoff, Shutdown};
 
 use self::connection::{NetEvent, Settings};
-use self::inflight::{Carried, InFlight};
 use crate::config::Config;
+use crate::ops::state::AgentState;
 use crate::queue::Queue;
 
 /// How often a lasting outage is logged again.
 const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(60);
-/// How long a clean stop waits for outstanding acknowledgements.
-const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// What the publisher needs, prepared at start.
 pub struct Publisher {
     settings: Settings,
     queue: Queue,
     config: Config,
+    state: Arc<AgentState>,
 }
 
 impl Publisher {
     /// Prepares the publisher for `config`.
-    pub fn new(config: &Config, queue: Queue) -> Result<Publisher, connection::SetupError> {
+    pub fn new(
+        config: &Config,
+        state: Arc<AgentState>,
+    ) -> Result<Publisher, connection::SetupError> {
         let prefix = config.mqtt.topic_prefix(&config.agent);
         let settings = Settings::from_config(config, format!("{prefix}/status"))?;
         Ok(Publisher {
             settings,
-            queue,
+            queue: state.queue.clone(),
             config: config.clone(),
+            state,
         })
     }
 
@@ -70,9 +75,19 @@ impl Publisher {
                         tracing::info!(url = %url, "connected to the MQTT broker");
                     }
                     backoff.reset();
-                    self.session(&client, &mut rx, &mut shutdown).await
+                    self.state.set_broker(true, None);
+                    let end = session::Session::new(&self, &self.state, &client)
+                        .run(&mut rx, &mut shutdown)
+                        .await;
+                    if let Err(reason) = &end {
+                        self.state.set_broker(false, Some(reason.clone()));
+                    }
+                    end
                 }
-                Err(e) => Err(e),
+                Err(e) => {
+                    self.state.set_broker(false, Some(e.clone()));
+                    Err(e)
+                }
             };
             if end.is_err() {
                 poller.abort();
@@ -126,151 +141,4 @@ impl Publisher {
             }
         }
     }
-
-    /// One connected session. Ok(()) on a clean stop, Err(reason) when the connection is lost.
-    async fn session(
-        &self,
-        client: &AsyncClient,
-        rx: &mut mpsc::UnboundedReceiver<NetEvent>,
-        shutdown: &mut Shutdown,
-    ) -> Result<(), String> {
-        let mut inflight = InFlight::new();
-        let topic = &self.settings.status_topic;
-        let window = usize::from(self.settings.inflight);
-        let mut committed = self.queue.committed();
-        let mut replays = self.queue.replays();
-        replays.borrow_and_update();
-        let online = status::payload(&self.config, true, None);
-        publish(
-            client,
-            &mut inflight,
-            topic,
-            QoS::AtLeastOnce,
-            true,
-            online,
-            Carried::Other,
-        )
-        .await?;
-        let mut caught_up = false;
-        loop {
-            // Fill the window from the queue.
-            while !caught_up && inflight.events_in_flight() < window {
-                let room = window - inflight.events_in_flight();
-                let rows = self
-                    .queue
-                    .fetch(inflight.cursor, room)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                caught_up = rows.len() < room;
-                for row in rows {
-                    if inflight.holds(row.seq) {
-                        inflight.cursor = inflight.cursor.max(row.seq);
-                        continue;
-                    }
-                    publish(
-                        client,
-                        &mut inflight,
-                        &row.topic,
-                        self.settings.qos,
-                        false,
-                        row.payload,
-                        Carried::Event(row.seq),
-                    )
-                    .await?;
-                }
-            }
-            tokio::select! {
-                biased;
-                msg = rx.recv() => {
-                    let mut acked = Vec::new();
-                    let mut next = msg;
-                    loop {
-                        match next {
-                            Some(NetEvent::Sent(pkid)) => inflight.assigned(pkid),
-                            Some(NetEvent::Acked(pkid)) => acked.extend(inflight.acknowledged(pkid)),
-                            Some(NetEvent::Connected { .. }) => {}
-                            Some(NetEvent::Lost(reason)) => return Err(reason),
-                            None => return Err("connection task ended".into()),
-                        }
-                        match rx.try_recv() {
-                            Ok(m) => next = Some(m),
-                            Err(_) => break,
-                        }
-                    }
-                    if !acked.is_empty() {
-                        self.queue.delivered(acked).await.map_err(|e| e.to_string())?;
-                        caught_up = false;
-                    }
-                }
-                _ = replays.changed() => {
-                    // Delivered events were queued again: start again from the front.
-                    inflight.cursor = 0;
-                    caught_up = false;
-                }
-                changed = committed.changed(), if caught_up => {
-                    if changed.is_err() {
-                        return Err("queue closed".into());
-                    }
-                    caught_up = false;
-                }
-                _ = shutdown.wait() => {
-                    self.stop(client, rx, &mut inflight).await;
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// Clean stop: offline status, a short wait for outstanding acknowledgements, disconnect.
-    async fn stop(
-        &self,
-        client: &AsyncClient,
-        rx: &mut mpsc::UnboundedReceiver<NetEvent>,
-        inflight: &mut InFlight,
-    ) {
-        let topic = &self.settings.status_topic;
-        let offline = status::payload(&self.config, false, Some("stopped"));
-        let _ = publish(
-            client,
-            inflight,
-            topic,
-            QoS::AtLeastOnce,
-            true,
-            offline,
-            Carried::Other,
-        )
-        .await;
-        let deadline = tokio::time::Instant::now() + STOP_GRACE;
-        let mut acked = Vec::new();
-        while !inflight.is_empty() {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(NetEvent::Sent(pkid))) => inflight.assigned(pkid),
-                Ok(Some(NetEvent::Acked(pkid))) => acked.extend(inflight.acknowledged(pkid)),
-                Ok(Some(NetEvent::Connected { .. })) => {}
-                _ => break,
-            }
-        }
-        if !acked.is_empty() {
-            let _ = self.queue.delivered(acked).await;
-        }
-        let _ = client.disconnect().await;
-    }
-}
-
-/// Hands one publish to the client and records it.
-async fn publish(
-    client: &AsyncClient,
-    inflight: &mut InFlight,
-    topic: &str,
-    qos: QoS,
-    retain: bool,
-    payload: Vec<u8>,
-    what: Carried,
-) -> Result<(), String> {
-    client
-        .publish(topic, qos, retain, payload)
-        .await
-        .map_err(|e| format!("client closed: {e}"))?;
-    inflight.sent(what);
-    Ok(())
 }

@@ -16,6 +16,8 @@ pub struct NewEvent {
     pub topic: String,
     /// The device's handover id ([`tracegate_drivers::Reading::handover`]).
     pub handover: Option<String>,
+    /// When the driver captured it (for the scan → commit latency; not stored).
+    pub captured: std::time::SystemTime,
 }
 
 /// One event a commit took.

@@ -35,6 +35,7 @@ fn event(text: &str) -> NewEvent {
         },
         topic: "t/st/src/scan".into(),
         handover: None,
+        captured: std::time::SystemTime::now(),
     }
 }
 
@@ -174,7 +175,7 @@ fn a_rolled_back_transaction_leaves_nothing_behind() {
 async fn writer_answers_only_after_commit_and_holds_back_when_full() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("q.db"), limits(2, Overflow::Block)).unwrap();
-    let (queue, writer) = super::spawn(store, Duration::from_millis(2), 16);
+    let (queue, writer) = super::spawn(store, Duration::from_millis(2), 16, Default::default());
     let mut verdicts = Vec::new();
     for name in ["a", "b", "c"] {
         let (tx, rx) = oneshot::channel();
@@ -218,7 +219,7 @@ async fn fetch_skips_rows_whose_delete_is_not_yet_committed() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("q.db"), limits(100, Overflow::Block)).unwrap();
     // A long window so the delete stays pending while we fetch.
-    let (queue, _writer) = super::spawn(store, Duration::from_millis(300), 1);
+    let (queue, _writer) = super::spawn(store, Duration::from_millis(300), 1, Default::default());
     for name in ["a", "b"] {
         let (tx, rx) = oneshot::channel();
         queue.append(event(name), tx).await.unwrap();

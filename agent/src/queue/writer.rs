@@ -2,6 +2,7 @@
 //! connection.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -12,6 +13,7 @@ use super::commit::NewEvent;
 use super::store::{Row, ScanFilter, Stats, Store};
 use crate::config::Overflow;
 use crate::event::epoch_ms;
+use crate::ops::metrics::{Metrics, SourceLabel};
 
 /// The writer has stopped (shutdown, or its thread failed).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,6 +50,8 @@ pub struct Queue {
     full: watch::Receiver<bool>,
     /// Counts replays.
     replays: watch::Receiver<u64>,
+    /// True while commits fail (disk full, I/O error): sources are held back.
+    failing: watch::Receiver<bool>,
 }
 
 impl Queue {
@@ -118,22 +122,38 @@ impl Queue {
         self.committed.clone()
     }
 
+    /// Watches the "commits are failing" alarm.
+    pub fn failing(&self) -> watch::Receiver<bool> {
+        self.failing.clone()
+    }
+
     /// Watches the "queue full" alarm.
     pub fn full(&self) -> watch::Receiver<bool> {
         self.full.clone()
     }
 }
 
+/// How long the writer waits before retrying a commit that failed.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 /// Starts the writer thread for an open store. The thread ends when every [`Queue`] handle is
 /// dropped, after committing what it holds.
-pub fn spawn(store: Store, window: Duration, batch: usize) -> (Queue, std::thread::JoinHandle<()>) {
+pub fn spawn(
+    store: Store,
+    window: Duration,
+    batch: usize,
+    metrics: Arc<Metrics>,
+) -> (Queue, std::thread::JoinHandle<()>) {
     let (append_tx, append_rx) = mpsc::channel(batch.max(1));
     let (control_tx, control_rx) = mpsc::channel(1024);
     let next = store.stats().map(|s| s.next_seq).unwrap_or(1);
     let (committed_tx, committed_rx) = watch::channel(next - 1);
     let (full_tx, full_rx) = watch::channel(store.is_full());
     let (replays_tx, replays_rx) = watch::channel(0);
+    let (failing_tx, failing_rx) = watch::channel(false);
     let writer = Writer {
+        metrics,
+        failing: failing_tx,
         store,
         window,
         batch: batch.max(1),
@@ -163,11 +183,15 @@ pub fn spawn(store: Store, window: Duration, batch: usize) -> (Queue, std::threa
         committed: committed_rx,
         full: full_rx,
         replays: replays_rx,
+        failing: failing_rx,
     };
     (queue, handle)
 }
 
 struct Writer {
+    metrics: Arc<Metrics>,
+    /// True while commits fail (disk full, I/O error).
+    failing: watch::Sender<bool>,
     store: Store,
     window: Duration,
     batch: usize,
@@ -206,17 +230,21 @@ impl Writer {
                 _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     deadline = None;
                     self.commit();
-                    continue;
                 }
                 // Only a blocked writer with no open control channel gets here: nothing can
                 // free room any more.
                 else => break,
             }
-            if self.pending.len() >= self.batch && self.has_work() {
+            if self.pending.len() >= self.batch && self.has_work() && !*self.failing.borrow() {
                 deadline = None;
                 self.commit();
             } else if deadline.is_none() && self.has_work() {
-                deadline = Some(Instant::now() + self.window);
+                let wait = if *self.failing.borrow() {
+                    RETRY_AFTER_FAILURE
+                } else {
+                    self.window
+                };
+                deadline = Some(Instant::now() + wait);
             }
         }
         // Shutting down: commit what fits, tell the rest they were not committed.
@@ -231,12 +259,18 @@ impl Writer {
     /// True when a commit would do something: deletes are waiting, or appends are waiting and
     /// the queue has room (a full queue under `block` waits for deletes instead of retrying).
     fn has_work(&self) -> bool {
-        !self.deletes.is_empty() || (!self.pending.is_empty() && !self.blocked())
+        let failing = *self.failing.borrow();
+        let full =
+            self.stalled || (self.store.overflow() == Overflow::Block && self.store.is_full());
+        !self.deletes.is_empty() || (!self.pending.is_empty() && (failing || !full))
     }
 
-    /// Full under `block`, or the last commit could not fit the next pending event.
+    /// Full under `block`, the last commit could not fit the next pending event, or commits
+    /// are failing.
     fn blocked(&self) -> bool {
-        self.stalled || (self.store.overflow() == Overflow::Block && self.store.is_full())
+        self.stalled
+            || *self.failing.borrow()
+            || (self.store.overflow() == Overflow::Block && self.store.is_full())
     }
 
     fn handle(&mut self, c: Control) {
@@ -303,6 +337,7 @@ impl Writer {
                 self.deletes.clear();
                 self.deleting.clear();
                 if done.dropped > 0 {
+                    self.metrics.dropped.inc_by(done.dropped);
                     tracing::warn!(
                         dropped = done.dropped,
                         "queue full: deleted the oldest undelivered events (overflow = drop_oldest)"
@@ -313,6 +348,16 @@ impl Writer {
                 for (i, (event, reply)) in events.into_iter().zip(replies).enumerate() {
                     match done.accepted.get(i) {
                         Some(a) => {
+                            if !a.repeated {
+                                let m = &self.metrics;
+                                m.committed
+                                    .get_or_create(&SourceLabel {
+                                        source: event.event.source.clone(),
+                                    })
+                                    .inc();
+                                let latency = event.captured.elapsed().unwrap_or_default();
+                                m.scan_to_commit.observe(latency.as_secs_f64());
+                            }
                             if a.repeated {
                                 tracing::info!(source = %event.event.source, seq = a.seq, "handover already committed before a restart; acknowledging it again");
                             }
@@ -329,13 +374,22 @@ impl Writer {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "queue commit failed; the readings are not acknowledged");
-                for reply in replies {
-                    let _ = reply.send(Verdict::NotCommitted {
-                        reason: e.to_string(),
-                    });
+                // Nothing was written. Keep the readings and retry: sources are held back (not
+                // acknowledged) until the disk takes writes again, and nothing is lost.
+                self.metrics.commit_failures.inc();
+                if !*self.failing.borrow() {
+                    tracing::error!(error = %e, pending = events.len(), "queue commit failed; holding the readings back and retrying every {RETRY_AFTER_FAILURE:?}");
+                    self.failing.send_replace(true);
                 }
+                for (event, reply) in events.into_iter().zip(replies) {
+                    self.pending.push(Append { event, reply });
+                }
+                return;
             }
+        }
+        if *self.failing.borrow() {
+            tracing::info!("queue commits succeed again");
+            self.failing.send_replace(false);
         }
         self.update_full();
     }
