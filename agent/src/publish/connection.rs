@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, NetworkOptions,
+    Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
@@ -106,7 +106,14 @@ impl Settings {
                 tls.clone(),
             )));
         }
-        AsyncClient::new(o, usize::from(self.inflight) + 16)
+        let (client, mut eventloop) = AsyncClient::new(o, usize::from(self.inflight) + 16);
+        let mut net = NetworkOptions::new();
+        // Without it, Nagle's algorithm and delayed ACKs hold small publishes back for tens of
+        // milliseconds.
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(10);
+        eventloop.set_network_options(net);
+        (client, eventloop)
     }
 }
 
