@@ -18,8 +18,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "super::raw::RawScannerConfig")]
 pub struct ScannerConfig {
-    /// How the reader is connected (`transport = "serial" | "tcp_client" | "tcp_server"`) and
-    /// that transport's settings. Required: there is no sensible default wiring.
+    /// How the reader is connected (`transport = "serial" | "tcp_client" | "tcp_server" |
+    /// "hid"`) and that transport's settings. Required: there is no sensible default wiring.
     pub transport: Transport,
     /// How the byte stream is cut into frames, the same for every transport.
     pub framing: FramingConfig,
@@ -36,6 +36,8 @@ pub enum Transport {
     TcpClient(TcpClientConfig),
     /// The reader dials the agent (the reader is in "client" or "push" mode).
     TcpServer(TcpServerConfig),
+    /// A USB HID keyboard-wedge scanner read through evdev (`/dev/input/event*`).
+    Hid(HidConfig),
 }
 
 /// `transport = "serial"`.
@@ -107,6 +109,112 @@ pub struct TcpServerConfig {
     /// How many readers may be connected at once; further connections are closed at once so
     /// a misconfigured reader cannot exhaust the agent. Default 4.
     pub max_connections: usize,
+}
+
+/// `transport = "hid"`: a scanner that types its codes as a USB keyboard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HidConfig {
+    /// Which input device is the scanner: `device = "…"`, or `vendor_id` / `product_id` /
+    /// `name`. Exactly one of the two ways is required.
+    pub device: HidDevice,
+    /// The keyboard layout the *scanner* is set to. Key events are layout-independent key
+    /// positions; the same position is `z` on US and `y` on German QWERTZ, so a mismatch swaps
+    /// characters. Default `us`.
+    pub layout: Layout,
+    /// Take the device exclusively (EVIOCGRAB) so scans do not also type into a console or the
+    /// focused program. Turn off only to watch a scanner without taking it away. Ignored for a
+    /// FIFO or a file of recorded events. Default true.
+    pub grab: bool,
+    /// How often to look for the device again after it vanished (USB unplug) or when it is not
+    /// there at start. Failures in between are not logged. Default 2s.
+    pub reopen_interval: Duration,
+}
+
+/// How a HID scanner's input device is found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HidDevice {
+    /// `device = "…"`: an event device, best a stable `/dev/input/by-id/usb-…-event-kbd` link
+    /// (`eventN` numbers change between boots and replugs). A FIFO or a regular file is read as
+    /// recorded `struct input_event` records instead, for replaying captured sessions.
+    Path(String),
+    /// `vendor_id` / `product_id` / `name`: the first `/dev/input/event*` (by number) whose ids
+    /// and name match and that has the letter keys A–Z. Scanners that expose two event nodes
+    /// (a keyboard and e.g. a consumer-control node) thus resolve to the keyboard.
+    Match(HidMatch),
+}
+
+/// What a HID scanner's input device must match; every given field must.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HidMatch {
+    /// USB vendor id, as `lsusb` shows it (`"05e0"` for Zebra/Symbol). Default: any.
+    pub vendor_id: Option<UsbId>,
+    /// USB product id (`"1200"`); only together with `vendor_id`. Default: any.
+    pub product_id: Option<UsbId>,
+    /// Part of the device's name as the kernel reports it (`N: Name=` in
+    /// `/proc/bus/input/devices`), compared ignoring case. Default: any.
+    pub name: Option<String>,
+}
+
+/// A 16-bit USB vendor or product id. Written as four hex digits like `lsusb` shows them
+/// (`"05e0"`, `"0x05E0"`), or as a TOML integer (`0x05e0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsbId(pub u16);
+
+impl UsbId {
+    /// `05e0`, `0x05E0`: one to four hex digits with an optional `0x`.
+    pub fn parse(text: &str) -> Option<UsbId> {
+        let digits = text
+            .strip_prefix("0x")
+            .or_else(|| text.strip_prefix("0X"))
+            .unwrap_or(text);
+        let hex = (1..=4).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_hexdigit());
+        hex.then(|| u16::from_str_radix(digits, 16).ok().map(UsbId))
+            .flatten()
+    }
+}
+
+impl<'de> Deserialize<'de> for UsbId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = UsbId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a USB id: four hex digits like \"05e0\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<UsbId, E> {
+                UsbId::parse(text).ok_or_else(|| {
+                    E::custom(format!(
+                        "\"{text}\" is not a USB id; write four hex digits like \"05e0\""
+                    ))
+                })
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<UsbId, E> {
+                u16::try_from(value)
+                    .map(UsbId)
+                    .map_err(|_| E::custom(format!("{value} is not a USB id (0 to 0xffff)")))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl fmt::Display for UsbId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04x}", self.0)
+    }
+}
+
+/// A keyboard layout a HID scanner can be set to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// US English (QWERTY), the factory default of nearly every scanner.
+    #[default]
+    Us,
+    /// German QWERTZ (Windows/Linux `de`): `y`/`z` swapped, `ß`, umlauts, AltGr for `@ { [ ] } \ ~ |`.
+    De,
+    /// French AZERTY (Windows `fr`): digits need Shift (or Caps Lock), AltGr for `@ # { [ | \ ] }`.
+    Fr,
 }
 
 /// How the byte stream is cut into frames.
@@ -211,6 +319,9 @@ pub(crate) fn default_stop_bits() -> u8 {
 }
 pub(crate) fn default_reopen_interval() -> Duration {
     Duration::from_secs(2)
+}
+pub(crate) fn default_grab() -> bool {
+    true
 }
 pub(crate) fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)

@@ -266,3 +266,132 @@ fn noread_ignore_and_dialogue_strings() {
     );
     assert_eq!(k, ["trigger_interval"]);
 }
+
+#[test]
+fn a_hid_source_by_path_gets_its_defaults() {
+    let config =
+        parse("transport = \"hid\"\ndevice = \"/dev/input/by-id/usb-S-event-kbd\"").unwrap();
+    config.validate().unwrap();
+    assert_eq!(
+        config.transport,
+        Transport::Hid(HidConfig {
+            device: HidDevice::Path("/dev/input/by-id/usb-S-event-kbd".into()),
+            layout: Layout::Us,
+            grab: true,
+            reopen_interval: Duration::from_secs(2),
+        })
+    );
+    assert_eq!(config.framing, FramingConfig::default());
+}
+
+#[test]
+fn a_hid_source_by_ids_and_name_with_every_key() {
+    let config = parse(
+        r#"
+        transport = "hid"
+        vendor_id = "05E0"
+        product_id = 0x1200
+        name = "Symbol"
+        layout = "de"
+        grab = false
+        reopen_interval = "500ms"
+        terminator = "cr"
+        idle_timeout = "300ms"
+        "#,
+    )
+    .unwrap();
+    config.validate().unwrap();
+    assert_eq!(
+        config.transport,
+        Transport::Hid(HidConfig {
+            device: HidDevice::Match(HidMatch {
+                vendor_id: Some(UsbId(0x05e0)),
+                product_id: Some(UsbId(0x1200)),
+                name: Some("Symbol".into()),
+            }),
+            layout: Layout::De,
+            grab: false,
+            reopen_interval: Duration::from_millis(500),
+        })
+    );
+    let fr = parse("transport = \"hid\"\nname = \"scanner\"\nlayout = \"fr\"").unwrap();
+    assert!(matches!(
+        fr.transport,
+        Transport::Hid(HidConfig {
+            layout: Layout::Fr,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_hid_source_names_its_device_exactly_one_way() {
+    let err = parse("transport = \"hid\"").unwrap_err();
+    assert!(err.contains("transport = \"hid\" needs `device`"), "{err}");
+    let err = parse("transport = \"hid\"\ndevice = \"/dev/input/event3\"\nvendor_id = \"05e0\"")
+        .unwrap_err();
+    assert!(
+        err.contains("either `device` or `vendor_id`/`product_id`/`name`, not both"),
+        "{err}"
+    );
+    assert_eq!(
+        keys("transport = \"hid\"\nproduct_id = \"1200\""),
+        ["product_id"]
+    );
+    assert_eq!(keys("transport = \"hid\"\nname = \" \""), ["name"]);
+    assert_eq!(
+        keys("transport = \"hid\"\ndevice = \"\"\nreopen_interval = \"0s\""),
+        ["device", "reopen_interval"]
+    );
+}
+
+#[test]
+fn usb_ids_and_layouts_are_checked_where_they_are_written() {
+    for bad in ["\"5e0g\"", "\"05e00\"", "\"\"", "\"0x\"", "70000", "-1"] {
+        let err = parse(&format!("transport = \"hid\"\nvendor_id = {bad}")).unwrap_err();
+        assert!(
+            err.contains("is not a USB id") || err.contains("USB id"),
+            "{bad}: {err}"
+        );
+    }
+    assert_eq!(UsbId::parse("0x05e0"), Some(UsbId(0x05e0)));
+    assert_eq!(UsbId::parse("1"), Some(UsbId(1)));
+    assert_eq!(UsbId(0x5e0).to_string(), "05e0");
+    let err = parse("transport = \"hid\"\nname = \"s\"\nlayout = \"uk\"").unwrap_err();
+    assert!(err.contains("unknown variant `uk`"), "{err}");
+}
+
+#[test]
+fn hid_and_serial_keys_stay_with_their_transport() {
+    let err = parse("transport = \"hid\"\ndevice = \"d\"\nbaud = 9600").unwrap_err();
+    assert!(
+        err.contains("`baud` is a serial setting and does not apply to transport = \"hid\""),
+        "{err}"
+    );
+    let err = parse("transport = \"serial\"\nport = \"p\"\nlayout = \"de\"").unwrap_err();
+    assert!(err.contains("`layout` is a hid setting"), "{err}");
+    // reopen_interval belongs to both.
+    parse("transport = \"hid\"\ndevice = \"d\"\nreopen_interval = \"1s\"").unwrap();
+    let err = parse("transport = \"tcp_server\"\nlisten = \"0.0.0.0:1\"\nreopen_interval = \"1s\"")
+        .unwrap_err();
+    assert!(
+        err.contains("`reopen_interval` is a serial/hid setting"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_keyboard_wedge_takes_no_replies_and_no_trigger() {
+    let p = problems(
+        r#"
+        transport = "hid"
+        device = "/dev/input/event3"
+        trigger_command = "T"
+        accept_reply = "OK"
+        reject_reply = "NG"
+        "#,
+    );
+    let k: Vec<&str> = p.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(k, ["trigger_command", "accept_reply", "reject_reply"]);
+    assert!(p[1].1.contains("has no back-channel"), "{}", p[1].1);
+}

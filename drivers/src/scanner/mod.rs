@@ -1,5 +1,5 @@
-//! Scanner driver: barcode readers over serial (RS-232, USB-CDC) and TCP (the agent dials the
-//! reader, or the reader dials the agent).
+//! Scanner driver: barcode readers over serial (RS-232, USB-CDC), TCP (the agent dials the
+//! reader, or the reader dials the agent) and USB HID keyboard wedges (evdev).
 //!
 //! # Layout
 //!
@@ -11,6 +11,9 @@
 //!   order and write the accept/reject replies and the periodic trigger command.
 //! - `serial.rs`, `tcp.rs`: the transports and their reopen / reconnect loops (the TCP client
 //!   uses the crate's shared [`crate::backoff::Backoff`]).
+//! - [`hid`]: keyboard-wedge scanners: key events are decoded to bytes through the scanner's
+//!   keyboard layout (pure code in `hid/decoder.rs`, `hid/keymap.rs`), then framed like the
+//!   byte stream of any other transport.
 //!
 //! Shutdown: [`run`] selects on the shutdown signal and on the sink closing around the whole
 //! transport loop. Returning drops that loop, which cancels every read, write and sleep, and
@@ -22,6 +25,7 @@
 
 pub mod config;
 pub mod framing;
+pub mod hid;
 mod pipeline;
 mod raw;
 mod serial;
@@ -39,8 +43,8 @@ use crate::reading::Sink;
 use crate::shutdown::Shutdown;
 
 pub use config::{
-    DialogueConfig, FlowControl, FramingConfig, Parity, ScannerConfig, SerialConfig,
-    TcpClientConfig, TcpServerConfig, Terminator, Transport,
+    DialogueConfig, FlowControl, FramingConfig, HidConfig, HidDevice, HidMatch, Layout, Parity,
+    ScannerConfig, SerialConfig, TcpClientConfig, TcpServerConfig, Terminator, Transport, UsbId,
 };
 pub use validate::{MAX_FRAME_LIMIT, STANDARD_BAUD_RATES};
 
@@ -65,6 +69,7 @@ pub async fn run(config: ScannerConfig, source_id: String, sink: Sink, mut shutd
             config::Transport::Serial(serial) => serial::run(serial, &ctx).await,
             config::Transport::TcpClient(client) => tcp::run_client(client, &ctx).await,
             config::Transport::TcpServer(server) => tcp::run_server(server, ctx.clone()).await,
+            config::Transport::Hid(hid) => hid::run(hid, &ctx).await,
         }
     };
     let source = source_id.as_str();

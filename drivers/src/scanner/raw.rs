@@ -19,6 +19,7 @@ pub(crate) enum TransportKind {
     Serial,
     TcpClient,
     TcpServer,
+    Hid,
 }
 
 impl TransportKind {
@@ -27,6 +28,7 @@ impl TransportKind {
             TransportKind::Serial => "serial",
             TransportKind::TcpClient => "tcp_client",
             TransportKind::TcpServer => "tcp_server",
+            TransportKind::Hid => "hid",
         }
     }
 }
@@ -58,6 +60,13 @@ pub(crate) struct RawScannerConfig {
     // tcp_server
     listen: Option<String>,
     max_connections: Option<usize>,
+    // hid (and reopen_interval, shared with serial)
+    device: Option<String>,
+    vendor_id: Option<UsbId>,
+    product_id: Option<UsbId>,
+    name: Option<String>,
+    layout: Option<Layout>,
+    grab: Option<bool>,
     // framing (all transports)
     #[serde(default = "default_terminator")]
     terminator: Terminator,
@@ -84,42 +93,54 @@ impl TryFrom<RawScannerConfig> for ScannerConfig {
 
     fn try_from(raw: RawScannerConfig) -> Result<Self, String> {
         let kind = raw.transport;
-        let serial_keys = [
-            ("port", raw.port.is_some()),
-            ("baud", raw.baud.is_some()),
-            ("data_bits", raw.data_bits.is_some()),
-            ("parity", raw.parity.is_some()),
-            ("stop_bits", raw.stop_bits.is_some()),
-            ("flow_control", raw.flow_control.is_some()),
-            ("reopen_interval", raw.reopen_interval.is_some()),
+        use TransportKind::{Hid, Serial, TcpClient, TcpServer};
+        // Every transport-specific key: whether it is set, and the transports it belongs to.
+        let keys: [(&str, bool, &[TransportKind]); 20] = [
+            ("port", raw.port.is_some(), &[Serial]),
+            ("baud", raw.baud.is_some(), &[Serial]),
+            ("data_bits", raw.data_bits.is_some(), &[Serial]),
+            ("parity", raw.parity.is_some(), &[Serial]),
+            ("stop_bits", raw.stop_bits.is_some(), &[Serial]),
+            ("flow_control", raw.flow_control.is_some(), &[Serial]),
+            (
+                "reopen_interval",
+                raw.reopen_interval.is_some(),
+                &[Serial, Hid],
+            ),
+            ("address", raw.address.is_some(), &[TcpClient]),
+            (
+                "connect_timeout",
+                raw.connect_timeout.is_some(),
+                &[TcpClient],
+            ),
+            ("reconnect_min", raw.reconnect_min.is_some(), &[TcpClient]),
+            ("reconnect_max", raw.reconnect_max.is_some(), &[TcpClient]),
+            ("keepalive", raw.keepalive.is_some(), &[TcpClient]),
+            ("listen", raw.listen.is_some(), &[TcpServer]),
+            (
+                "max_connections",
+                raw.max_connections.is_some(),
+                &[TcpServer],
+            ),
+            ("device", raw.device.is_some(), &[Hid]),
+            ("vendor_id", raw.vendor_id.is_some(), &[Hid]),
+            ("product_id", raw.product_id.is_some(), &[Hid]),
+            ("name", raw.name.is_some(), &[Hid]),
+            ("layout", raw.layout.is_some(), &[Hid]),
+            ("grab", raw.grab.is_some(), &[Hid]),
         ];
-        let client_keys = [
-            ("address", raw.address.is_some()),
-            ("connect_timeout", raw.connect_timeout.is_some()),
-            ("reconnect_min", raw.reconnect_min.is_some()),
-            ("reconnect_max", raw.reconnect_max.is_some()),
-            ("keepalive", raw.keepalive.is_some()),
-        ];
-        let server_keys = [
-            ("listen", raw.listen.is_some()),
-            ("max_connections", raw.max_connections.is_some()),
-        ];
-        let mut foreign = Vec::new();
-        for (owner, keys) in [
-            (TransportKind::Serial, &serial_keys[..]),
-            (TransportKind::TcpClient, &client_keys[..]),
-            (TransportKind::TcpServer, &server_keys[..]),
-        ] {
-            if owner != kind {
-                foreign.extend(keys.iter().filter(|(_, set)| *set).map(|(key, _)| {
-                    format!(
-                        "`{key}` is a {} setting and does not apply to transport = \"{}\"",
-                        owner.name(),
-                        kind.name()
-                    )
-                }));
-            }
-        }
+        let foreign: Vec<String> = keys
+            .iter()
+            .filter(|(_, set, owners)| *set && !owners.contains(&kind))
+            .map(|(key, _, owners)| {
+                let owners: Vec<&str> = owners.iter().map(|o| o.name()).collect();
+                format!(
+                    "`{key}` is a {} setting and does not apply to transport = \"{}\"",
+                    owners.join("/"),
+                    kind.name()
+                )
+            })
+            .collect();
         if !foreign.is_empty() {
             return Err(foreign.join("; "));
         }
@@ -153,6 +174,12 @@ impl TryFrom<RawScannerConfig> for ScannerConfig {
                 listen: required(raw.listen, "listen", "\"0.0.0.0:5001\"")?,
                 max_connections: raw.max_connections.unwrap_or_else(default_max_connections),
             }),
+            TransportKind::Hid => Transport::Hid(HidConfig {
+                device: hid_device(raw.device, raw.vendor_id, raw.product_id, raw.name)?,
+                layout: raw.layout.unwrap_or_default(),
+                grab: raw.grab.unwrap_or_else(default_grab),
+                reopen_interval: raw.reopen_interval.unwrap_or_else(default_reopen_interval),
+            }),
         };
         Ok(ScannerConfig {
             transport,
@@ -171,5 +198,29 @@ impl TryFrom<RawScannerConfig> for ScannerConfig {
                 reject_reply: raw.reject_reply,
             },
         })
+    }
+}
+
+/// `device`, or the match keys: exactly one of the two ways to find a HID scanner.
+fn hid_device(
+    device: Option<String>,
+    vendor_id: Option<UsbId>,
+    product_id: Option<UsbId>,
+    name: Option<String>,
+) -> Result<HidDevice, String> {
+    let matching = vendor_id.is_some() || product_id.is_some() || name.is_some();
+    match (device, matching) {
+        (Some(_), true) => Err("transport = \"hid\" takes either `device` or \
+             `vendor_id`/`product_id`/`name`, not both"
+            .into()),
+        (Some(path), false) => Ok(HidDevice::Path(path)),
+        (None, true) => Ok(HidDevice::Match(HidMatch {
+            vendor_id,
+            product_id,
+            name,
+        })),
+        (None, false) => Err("transport = \"hid\" needs `device` (for example \
+             \"/dev/input/by-id/usb-Scanner-event-kbd\") or `vendor_id`/`product_id`/`name`"
+            .into()),
     }
 }

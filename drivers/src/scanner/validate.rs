@@ -50,6 +50,10 @@ impl ScannerConfig {
             Transport::Serial(s) => validate_serial(s, &mut p),
             Transport::TcpClient(c) => validate_client(c, &mut p),
             Transport::TcpServer(s) => validate_server(s, &mut p),
+            Transport::Hid(h) => {
+                validate_hid(h, &mut p);
+                no_dialogue(&self.dialogue, &mut p);
+            }
         }
         validate_framing(&self.framing, &mut p);
         validate_dialogue(&self.dialogue, &mut p);
@@ -127,6 +131,49 @@ fn validate_server(s: &TcpServerConfig, p: &mut Problems) {
     p.check(s.max_connections >= 1, "max_connections", || {
         "max_connections must be at least 1, or no reader can connect".into()
     });
+}
+
+fn validate_hid(h: &HidConfig, p: &mut Problems) {
+    match &h.device {
+        HidDevice::Path(path) => p.check(!path.trim().is_empty(), "device", || {
+            "device is empty; name the scanner's event device, for example \
+             /dev/input/by-id/usb-Scanner-event-kbd"
+                .into()
+        }),
+        HidDevice::Match(m) => {
+            p.check(
+                m.product_id.is_none() || m.vendor_id.is_some(),
+                "product_id",
+                || "product_id needs vendor_id: product ids are only unique per vendor".into(),
+            );
+            p.check(
+                m.name.as_ref().is_none_or(|n| !n.trim().is_empty()),
+                "name",
+                || "name is empty; leave the key out to match any name".into(),
+            );
+        }
+    }
+    p.positive(
+        h.reopen_interval,
+        "reopen_interval",
+        "so that a missing scanner is not looked for in a busy loop",
+    );
+}
+
+/// A keyboard wedge only types into the host: nothing can be sent back to it.
+fn no_dialogue(d: &DialogueConfig, p: &mut Problems) {
+    for (key, set) in [
+        ("trigger_command", d.trigger_command.is_some()),
+        ("accept_reply", d.accept_reply.is_some()),
+        ("reject_reply", d.reject_reply.is_some()),
+    ] {
+        p.check(!set, key, || {
+            format!(
+                "{key} cannot be used with transport = \"hid\": a keyboard-wedge scanner has no \
+                 back-channel, nothing can be sent to it; remove the key"
+            )
+        });
+    }
 }
 
 fn validate_framing(f: &FramingConfig, p: &mut Problems) {
