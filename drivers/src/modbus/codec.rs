@@ -255,19 +255,25 @@ fn widen(x: f32) -> f64 {
 
 /// A string's bytes from its registers, up to the first NUL.
 pub fn string(regs: &[u16], order: ByteOrder) -> Vec<u8> {
-    let mut out = Vec::with_capacity(regs.len() * 2);
-    for r in regs {
-        let [hi, lo] = r.to_be_bytes();
-        let pair = match order {
-            ByteOrder::HighFirst => [hi, lo],
-            ByteOrder::LowFirst => [lo, hi],
-        };
-        out.extend_from_slice(&pair);
-    }
+    let mut out = bytes(regs, order);
     if let Some(nul) = out.iter().position(|&b| b == 0) {
         out.truncate(nul);
     }
     out
+}
+
+/// Every byte of `regs`, two per register in `order` (for a string whose length is given
+/// separately).
+pub fn bytes(regs: &[u16], order: ByteOrder) -> Vec<u8> {
+    regs.iter()
+        .flat_map(|r| {
+            let [hi, lo] = r.to_be_bytes();
+            match order {
+                ByteOrder::HighFirst => [hi, lo],
+                ByteOrder::LowFirst => [lo, hi],
+            }
+        })
+        .collect()
 }
 
 /// The registers that hold `text` (NUL-padded to `registers`); the inverse of [`string`], used
