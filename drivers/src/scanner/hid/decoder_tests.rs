@@ -1,87 +1,19 @@
 //! The decoder driven by key-event sequences as a scanner sends them: every key a press and a
 //! release, each followed by `SYN_REPORT`, modifiers held around the keys they modify.
 //!
-//! Keycodes are written out here from linux/input-event-codes.h, not taken from the keymap
-//! under test.
+//! Keycodes come from `testkeys.rs`, written out from linux/input-event-codes.h, not from the
+//! keymap under test.
 
-use super::*;
+use super::{Decoder, EV_SYN, InputEvent, Note, SYN_DROPPED};
+use crate::scanner::config::Layout;
 use crate::scanner::framing::{Frame, Framer};
-
-const KEY_1: u16 = 2;
-const KEY_2: u16 = 3;
-const KEY_3: u16 = 4;
-const KEY_7: u16 = 8;
-const KEY_9: u16 = 10;
-const KEY_0: u16 = 11;
-const KEY_MINUS: u16 = 12;
-const KEY_Q: u16 = 16;
-const KEY_W: u16 = 17;
-const KEY_E: u16 = 18;
-const KEY_Y: u16 = 21;
-const KEY_LEFTBRACE: u16 = 26;
-const KEY_RIGHTBRACE: u16 = 27;
-const KEY_A: u16 = 30;
-const KEY_B: u16 = 48;
-const KEY_C: u16 = 46;
-const KEY_D: u16 = 32;
-const KEY_N: u16 = 49;
-const KEY_S: u16 = 31;
-const KEY_SEMICOLON: u16 = 39;
-const KEY_GRAVE: u16 = 41;
-const KEY_Z: u16 = 44;
-const KEY_X: u16 = 45;
-const KEY_M: u16 = 50;
-const KEY_COMMA: u16 = 51;
-const KEY_DOT: u16 = 52;
-const KEY_SLASH: u16 = 53;
-const KEY_F1: u16 = 59;
-const KEY_KP0: u16 = 82;
-const KEY_KP2: u16 = 80;
-const KEY_KP6: u16 = 77;
-const KEY_KP5: u16 = 76;
-const KEY_KP9: u16 = 73;
-const KEY_KP1: u16 = 79;
-
-/// Builds a sequence of events the way a scanner types.
-#[derive(Default)]
-struct Keys(Vec<InputEvent>);
-
-impl Keys {
-    fn event(mut self, code: u16, value: i32) -> Self {
-        self.0.push(InputEvent::key(code, value));
-        self.0.push(InputEvent::report());
-        self
-    }
-    fn tap(self, code: u16) -> Self {
-        self.event(code, 1).event(code, 0)
-    }
-    fn taps(self, codes: &[u16]) -> Self {
-        codes.iter().fold(self, |keys, &code| keys.tap(code))
-    }
-    /// `codes` typed while `modifier` is held.
-    fn with(self, modifier: u16, codes: &[u16]) -> Self {
-        self.event(modifier, 1).taps(codes).event(modifier, 0)
-    }
-    fn shifted(self, codes: &[u16]) -> Self {
-        self.with(KEY_LEFTSHIFT, codes)
-    }
-    fn altgr(self, codes: &[u16]) -> Self {
-        self.with(KEY_RIGHTALT, codes)
-    }
-    /// Alt held while keypad digits are typed, then released: an Alt code.
-    fn alt_code(self, keypad: &[u16]) -> Self {
-        self.with(KEY_LEFTALT, keypad)
-    }
-    fn enter(self) -> Self {
-        self.tap(KEY_ENTER)
-    }
-}
+use crate::scanner::hid::testkeys::*;
 
 /// What `keys` type on `layout` with Enter typing CR LF.
 fn typed(layout: Layout, keys: Keys) -> Vec<u8> {
     let mut decoder = Decoder::new(layout, b"\r\n");
     let mut out = Vec::new();
-    for event in keys.0 {
+    for event in keys.events() {
         decoder.feed(event, &mut out);
     }
     out
@@ -89,29 +21,6 @@ fn typed(layout: Layout, keys: Keys) -> Vec<u8> {
 
 fn text(layout: Layout, keys: Keys) -> String {
     String::from_utf8(typed(layout, keys)).expect("UTF-8")
-}
-
-/// domain.md V1 as a US-layout scanner types it: AIM id `]d2`, GS as Alt + 0029, then Enter.
-fn v1_us() -> Keys {
-    let digits = |text: &str| -> Vec<u16> {
-        text.chars()
-            .map(|c| match c.to_digit(10).unwrap() {
-                0 => KEY_0,
-                d => KEY_1 + d as u16 - 1,
-            })
-            .collect()
-    };
-    Keys::default()
-        .taps(&[KEY_RIGHTBRACE, KEY_D, KEY_2])
-        .taps(&digits("010950600013435217261231"))
-        .taps(&digits("10"))
-        .shifted(&[KEY_A, KEY_B, KEY_C])
-        .taps(&digits("123"))
-        .alt_code(&[KEY_KP0, KEY_KP0, KEY_KP2, KEY_KP9])
-        .taps(&digits("21"))
-        .shifted(&[KEY_S, KEY_N])
-        .taps(&digits("0001"))
-        .enter()
 }
 
 #[test]
@@ -315,7 +224,7 @@ fn keys_without_a_character_are_noted_not_typed() {
 fn syn_dropped_releases_modifiers_and_skips_to_the_next_report() {
     let mut decoder = Decoder::new(Layout::Us, b"\r");
     let mut out = Vec::new();
-    for event in Keys::default().event(KEY_LEFTSHIFT, 1).0 {
+    for event in Keys::default().event(KEY_LEFTSHIFT, 1).events() {
         decoder.feed(event, &mut out);
     }
     let dropped = InputEvent {
@@ -327,7 +236,7 @@ fn syn_dropped_releases_modifiers_and_skips_to_the_next_report() {
     // Until SYN_REPORT: skipped. The Shift release was lost, but Shift counts as released.
     decoder.feed(InputEvent::key(KEY_B, 1), &mut out);
     decoder.feed(InputEvent::report(), &mut out);
-    for event in Keys::default().tap(KEY_A).0 {
+    for event in Keys::default().tap(KEY_A).events() {
         decoder.feed(event, &mut out);
     }
     assert_eq!(out, b"a");
@@ -338,7 +247,7 @@ fn a_code_without_its_terminator_is_completed_by_the_idle_gap() {
     let mut decoder = Decoder::new(Layout::Us, b"\r\n");
     let mut framer = Framer::new(b"\r\n", false, 64);
     let mut out = Vec::new();
-    for event in Keys::default().taps(&[KEY_A, KEY_B, KEY_1]).0 {
+    for event in Keys::default().taps(&[KEY_A, KEY_B, KEY_1]).events() {
         decoder.feed(event, &mut out);
     }
     assert!(framer.push(&out).is_empty(), "no Enter: no frame yet");

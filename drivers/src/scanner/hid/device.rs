@@ -274,3 +274,69 @@ pub(crate) fn describe_match(wanted: &HidMatch) -> String {
     }
     parts.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scanner::config::Layout;
+    use std::time::Duration;
+
+    fn config(device: HidDevice) -> HidConfig {
+        HidConfig {
+            device,
+            layout: Layout::Us,
+            grab: true,
+            reopen_interval: Duration::from_secs(1),
+        }
+    }
+
+    fn by_path(path: &Path) -> Result<Opened, OpenError> {
+        open(&config(HidDevice::Path(path.display().to_string())))
+    }
+
+    #[test]
+    fn paths_that_are_not_input_devices_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in [dir.path(), Path::new("/dev/null")] {
+            let err = by_path(path).unwrap_err();
+            assert!(matches!(err, OpenError::NotInput { .. }), "{err}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{} is not an input event device, a FIFO or a file of recorded events",
+                    path.display()
+                )
+            );
+        }
+        let missing = dir.path().join("usb-Scanner-event-kbd");
+        let err = by_path(&missing).unwrap_err();
+        assert!(err.to_string().starts_with("cannot open "), "{err}");
+    }
+
+    #[test]
+    fn fifos_and_files_are_opened_for_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("keys.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(by_path(&fifo).unwrap().kind, Kind::Fifo);
+        let file = dir.path().join("keys.bin");
+        fs::write(&file, b"").unwrap();
+        assert_eq!(by_path(&file).unwrap().kind, Kind::Recording);
+    }
+
+    #[test]
+    fn a_match_that_finds_nothing_says_what_it_looked_for() {
+        let wanted = HidMatch {
+            vendor_id: Some(crate::scanner::config::UsbId(0xfffe)),
+            product_id: Some(crate::scanner::config::UsbId(0x0001)),
+            name: Some("no such scanner".into()),
+        };
+        let err = open(&config(HidDevice::Match(wanted))).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "no keyboard device matches vendor_id fffe, product_id 0001, name \"no such scanner\""
+            ),
+            "{err}"
+        );
+    }
+}

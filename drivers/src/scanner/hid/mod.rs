@@ -21,6 +21,8 @@ pub mod decoder;
 mod device;
 pub mod keymap;
 pub mod stream;
+#[cfg(test)]
+pub(crate) mod testkeys;
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -137,3 +137,95 @@ impl<R: AsyncRead + Unpin> AsyncRead for KeyStream<R> {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::scanner::config::Layout;
+    use crate::scanner::hid::testkeys::*;
+
+    #[test]
+    fn records_have_the_layout_of_the_targets_input_event() {
+        // SAFETY: input_event is plain old data; all-zero is a valid value.
+        let mut event: libc::input_event = unsafe { std::mem::zeroed() };
+        event.type_ = 1;
+        event.code = 30;
+        event.value = -2;
+        // SAFETY: reading the bytes of a plain struct that lives for the whole borrow.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&raw const event).cast::<u8>(), size_of_val(&event))
+        };
+        let ours = encode_record(InputEvent::key(30, -2));
+        assert_eq!(ours, bytes);
+        assert_eq!(parse_record(bytes), InputEvent::key(30, -2));
+        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+        assert_eq!(RECORD_SIZE, 24);
+    }
+
+    /// A reader handing out the given chunks one per read, then the end of input.
+    struct Chunks(VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Chunks {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if let Some(chunk) = self.0.pop_front() {
+                assert!(
+                    chunk.len() <= buf.remaining(),
+                    "test chunk larger than the read"
+                );
+                buf.put_slice(&chunk);
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn records_split_across_reads_are_put_back_together() {
+        let records = v1_us().records();
+        // Odd sizes: most chunks end inside a record.
+        let mut chunks = VecDeque::new();
+        let mut at = 0;
+        for size in [1, 23, 2, 47, RECORD_SIZE, 5].iter().cycle() {
+            if at == records.len() {
+                break;
+            }
+            let end = (at + size).min(records.len());
+            chunks.push_back(records[at..end].to_vec());
+            at = end;
+        }
+        let decoder = Decoder::new(Layout::Us, b"\r\n");
+        let mut keys = KeyStream::new(Chunks(chunks), decoder, "test");
+        let mut typed = Vec::new();
+        keys.read_to_end(&mut typed).await.unwrap();
+        assert_eq!(
+            typed,
+            b"]d201095060001343521726123110ABC123\x1d21SN0001\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_that_type_nothing_are_not_the_end_of_input() {
+        let shift = Keys::default().event(KEY_LEFTSHIFT, 1).records();
+        let a = Keys::default().tap(KEY_A).records();
+        let release = Keys::default().event(KEY_LEFTSHIFT, 0).records();
+        let chunks = VecDeque::from([shift, a, release, b"partial".to_vec()]);
+        let decoder = Decoder::new(Layout::Us, b"\r");
+        let mut keys = KeyStream::new(Chunks(chunks), decoder, "test");
+        let mut buf = [0; 16];
+        assert_eq!(
+            keys.read(&mut buf).await.unwrap(),
+            1,
+            "Shift alone is no end"
+        );
+        assert_eq!(&buf[..1], b"A");
+        // Shift released, then input ends inside a record: the end of input.
+        assert_eq!(keys.read(&mut buf).await.unwrap(), 0);
+    }
+}
