@@ -209,7 +209,15 @@ fn check_sources(config: &Config, p: &mut Problems<'_>) {
                 if let Err(e) = regex::Regex::new(re) {
                     p.add(
                         at("pattern"),
-                        format!("pattern is not a valid regular expression: {e}"),
+                        // regex's message spans lines (pattern, caret, error); one line per problem.
+                        format!(
+                            "pattern is not a valid regular expression: {}",
+                            e.to_string()
+                                .lines()
+                                .last()
+                                .unwrap_or_default()
+                                .trim_start_matches("error: ")
+                        ),
                     );
                 }
             }
