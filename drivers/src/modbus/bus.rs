@@ -99,6 +99,41 @@ pub(crate) fn attach(config: &RtuConfig, unit: u8, timeout: Duration) -> Result<
     })
 }
 
+/// Checks across sources: RTU sources naming one port (after resolving symlinks) must agree on
+/// its line settings. `sources` are `(index, source id, config)`; returns `(index, key,
+/// message)` for each source that disagrees with the first one on its port.
+pub fn check_shared_buses<'a>(
+    sources: impl IntoIterator<Item = (usize, &'a str, &'a super::ModbusConfig)>,
+) -> Vec<(usize, String, String)> {
+    let mut first: HashMap<String, (&str, &RtuConfig)> = HashMap::new();
+    let mut problems = Vec::new();
+    for (i, id, config) in sources {
+        let super::Transport::Rtu(rtu) = &config.transport else {
+            continue;
+        };
+        let (other, theirs) = *first.entry(resolve(&rtu.port)).or_insert((id, rtu));
+        let differs = [
+            ("baud", rtu.baud != theirs.baud),
+            ("data_bits", rtu.data_bits != theirs.data_bits),
+            ("parity", rtu.parity != theirs.parity),
+            ("stop_bits", rtu.stop_bits != theirs.stop_bits),
+        ];
+        if let Some((key, _)) = differs.iter().find(|(_, differs)| *differs) {
+            problems.push((
+                i,
+                key.to_string(),
+                format!(
+                    "port {} is also used by source `{other}` ({} baud, parity {:?}, {} stop \
+                     bit(s)); sources on one RS-485 bus share it and must agree on baud, \
+                     data_bits, parity and stop_bits",
+                    rtu.port, theirs.baud, theirs.parity, theirs.stop_bits
+                ),
+            ));
+        }
+    }
+    problems
+}
+
 fn resolve(port: &str) -> String {
     std::fs::canonicalize(Path::new(port))
         .map(|p| p.to_string_lossy().into_owned())
@@ -241,6 +276,27 @@ mod tests {
         drop((a, b));
         tokio::task::yield_now().await;
         attach(&line(port, 9600), 3, Duration::from_millis(10)).unwrap();
+    }
+
+    #[test]
+    fn sources_sharing_a_port_must_agree_on_its_settings() {
+        let source = |port: &str, baud: u32, unit: u8| {
+            let text = format!(
+                "transport = \"rtu\"\nport = \"{port}\"\nunit = {unit}\nbaud = {baud}\n\
+                 [handshake]\ncounter = \"40001\"\ncode = \"40010\"\ncode_registers = 2\nack = \"40002\""
+            );
+            toml::from_str::<super::super::ModbusConfig>(&text).unwrap()
+        };
+        let (a, b, c) = (
+            source("/dev/ttyX", 19200, 1),
+            source("/dev/ttyX", 19200, 2),
+            source("/dev/ttyX", 9600, 3),
+        );
+        let d = source("/dev/ttyY", 9600, 1);
+        let problems = check_shared_buses([(0, "a", &a), (1, "b", &b), (2, "c", &c), (3, "d", &d)]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!((problems[0].0, problems[0].1.as_str()), (2, "baud"));
+        assert!(problems[0].2.contains("source `a`"), "{}", problems[0].2);
     }
 
     #[tokio::test]

@@ -44,6 +44,7 @@ use tracing::{error, info};
 use crate::reading::Sink;
 use crate::shutdown::Shutdown;
 
+pub use bus::check_shared_buses;
 pub use config::{HandshakeConfig, ModbusConfig, RtuConfig, TagConfig, TcpConfig, Transport};
 
 /// Runs the modbus source `source_id` until `shutdown` triggers or the agent stops taking
