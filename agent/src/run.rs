@@ -69,6 +69,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             DriverConfig::Scanner(c) => {
                 drivers.spawn(tracegate_drivers::scanner::run(c, id, sink, shutdown))
             }
+            DriverConfig::Modbus(c) => {
+                drivers.spawn(tracegate_drivers::modbus::run(c, id, sink, shutdown))
+            }
             DriverConfig::Simulator(c) => {
                 drivers.spawn(crate::simulator::run(c, id, sink, shutdown))
             }

@@ -237,11 +237,28 @@ fn check_sources(config: &Config, p: &mut Problems<'_>) {
         }
         let driver_problems = match &s.driver {
             DriverConfig::Scanner(d) => d.validate().err(),
+            DriverConfig::Modbus(d) => d.validate().err(),
             DriverConfig::Simulator(d) => d.validate().err(),
         };
         for (key, message) in driver_problems.unwrap_or_default() {
             p.add(at(&key), format!("source `{}`: {message}", c.id));
         }
+    }
+    // Modbus RTU sources on one serial port share the bus and its line settings.
+    let modbus = config
+        .sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match &s.driver {
+            DriverConfig::Modbus(m) => Some((i, s.common.id.as_str(), m)),
+            _ => None,
+        });
+    for (i, key, message) in tracegate_drivers::modbus::check_shared_buses(modbus) {
+        let id = &config.sources[i].common.id;
+        p.add(
+            format!("sources[{i}].{key}"),
+            format!("source `{id}`: {message}"),
+        );
     }
 }
 

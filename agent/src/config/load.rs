@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tracegate_drivers::modbus::ModbusConfig;
 use tracegate_drivers::scanner::ScannerConfig;
 
 use super::locate::{line_at, line_of};
@@ -209,14 +210,14 @@ fn split_source(
         Some(_) => {
             problems.add(
                 at("type"),
-                "type must be a string: \"scanner\" or \"simulator\"",
+                "type must be a string: \"scanner\", \"modbus\" or \"simulator\"",
             );
             return None;
         }
         None => {
             problems.add(
                 format!("sources[{i}]"),
-                "missing key `type` (\"scanner\" or \"simulator\")",
+                "missing key `type` (\"scanner\", \"modbus\" or \"simulator\")",
             );
             return None;
         }
@@ -231,11 +232,14 @@ fn split_source(
     let driver_keys = table.clone();
     let driver = match kind.as_str() {
         "scanner" => typed::<ScannerConfig>(i, table, problems).map(DriverConfig::Scanner),
+        "modbus" => typed::<ModbusConfig>(i, table, problems).map(DriverConfig::Modbus),
         "simulator" => typed::<SimulatorConfig>(i, table, problems).map(DriverConfig::Simulator),
         other => {
             problems.add(
                 at("type"),
-                format!("unknown source type {other:?}; expected \"scanner\" or \"simulator\""),
+                format!(
+                    "unknown source type {other:?}; expected \"scanner\", \"modbus\" or \"simulator\""
+                ),
             );
             None
         }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
+use tracegate_drivers::modbus::ModbusConfig;
 use tracegate_drivers::scanner::ScannerConfig;
 
 use crate::simulator::SimulatorConfig;
@@ -266,6 +267,9 @@ pub struct SourceCommon {
 pub enum DriverConfig {
     /// A barcode reader over serial or TCP (drivers/src/scanner/README.md).
     Scanner(ScannerConfig),
+    /// A PLC over Modbus TCP or RTU, usually with the code handshake
+    /// (drivers/src/modbus/README.md).
+    Modbus(ModbusConfig),
     /// Simulated scans, for trying the product without hardware.
     Simulator(SimulatorConfig),
 }
@@ -275,7 +279,7 @@ pub enum DriverConfig {
 pub struct SourceConfig {
     #[serde(flatten)]
     pub common: SourceCommon,
-    /// `scanner` or `simulator`.
+    /// `scanner`, `modbus` or `simulator`.
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(skip)]
