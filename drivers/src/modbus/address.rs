@@ -59,6 +59,16 @@ impl Table {
         }
     }
 
+    /// The noun with its article, for messages ("an input register").
+    pub fn a_noun(self) -> &'static str {
+        match self {
+            Table::Coil => "a coil",
+            Table::DiscreteInput => "a discrete input",
+            Table::InputRegister => "an input register",
+            Table::HoldingRegister => "a holding register",
+        }
+    }
+
     /// A phrase for messages ("holding register").
     pub fn noun(self) -> &'static str {
         match self {

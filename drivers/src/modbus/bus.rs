@@ -77,9 +77,12 @@ pub(crate) fn attach(config: &RtuConfig, unit: u8, timeout: Duration) -> Result<
             if !same_line(settings, config) {
                 return Err(format!(
                     "serial port {} is already used by another modbus source with other line \
-                     settings ({} baud, parity {:?}, {} stop bit(s)); sources on one bus must \
+                     settings ({} baud, parity {}, {} stop bit(s)); sources on one bus must \
                      agree",
-                    config.port, settings.baud, settings.parity, settings.stop_bits
+                    config.port,
+                    settings.baud,
+                    parity_name(settings.parity),
+                    settings.stop_bits
                 ));
             }
             jobs
@@ -123,15 +126,26 @@ pub fn check_shared_buses<'a>(
                 i,
                 key.to_string(),
                 format!(
-                    "port {} is also used by source `{other}` ({} baud, parity {:?}, {} stop \
+                    "port {} is also used by source `{other}` ({} baud, parity {}, {} stop \
                      bit(s)); sources on one RS-485 bus share it and must agree on baud, \
                      data_bits, parity and stop_bits",
-                    rtu.port, theirs.baud, theirs.parity, theirs.stop_bits
+                    rtu.port,
+                    theirs.baud,
+                    parity_name(theirs.parity),
+                    theirs.stop_bits
                 ),
             ));
         }
     }
     problems
+}
+
+fn parity_name(parity: Parity) -> &'static str {
+    match parity {
+        Parity::None => "none",
+        Parity::Even => "even",
+        Parity::Odd => "odd",
+    }
 }
 
 fn resolve(port: &str) -> String {

@@ -144,19 +144,19 @@ fn validate_handshake(c: &ModbusConfig, h: &HandshakeConfig, p: &mut Problems) {
     let is_register = |a: Address| matches!(a.table, Table::HoldingRegister | Table::InputRegister);
     p.check(is_register(h.counter), "handshake.counter", || {
         format!(
-            "counter {} is a {}; the counter must be a holding or input register (e.g. 40001)",
+            "counter {} is {}; the counter must be a holding or input register (e.g. 40001)",
             h.counter,
-            h.counter.table.noun()
+            h.counter.table.a_noun()
         )
     });
     p.check(h.code.table == h.counter.table, "handshake.code", || {
         format!(
-            "code {} is a {} but the counter {} is a {}; they must be in the same table to be \
+            "code {} is {} but the counter {} is {}; they must be in the same table to be \
              read in one request",
             h.code,
-            h.code.table.noun(),
+            h.code.table.a_noun(),
             h.counter,
-            h.counter.table.noun()
+            h.counter.table.a_noun()
         )
     });
     p.check(
@@ -217,9 +217,9 @@ fn validate_handshake(c: &ModbusConfig, h: &HandshakeConfig, p: &mut Problems) {
         let name = &key["handshake.".len()..];
         p.check(addr.table == Table::HoldingRegister, key, || {
             format!(
-                "{name} {addr} is a {}; the agent writes it, so it must be a holding register \
+                "{name} {addr} is {}; the agent writes it, so it must be a holding register \
                  (4xxxx)",
-                addr.table.noun()
+                addr.table.a_noun()
             )
         });
         p.check(!plc_owned(addr), key, || {
@@ -289,9 +289,9 @@ fn validate_tags(c: &ModbusConfig, p: &mut Problems) {
             at("type"),
             || {
                 format!(
-                    "tag `{name}`: {} is a {}, which holds one bit; its type can only be bool",
+                    "tag `{name}`: {} is {}, which holds one bit; its type can only be bool",
                     tag.address,
-                    tag.address.table.noun()
+                    tag.address.table.a_noun()
                 )
             },
         );
