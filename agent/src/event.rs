@@ -100,10 +100,20 @@ pub struct Event {
     /// Values the driver read with the code (PLC context tags, read-cycle id…).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// The line context (work order, batch…) in effect at capture time, for this station.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, String>,
+    /// The revision of that context; 0 before MES ever sent one.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub context_rev: u64,
     /// Not serialized: capture time in ms since the epoch, stored beside the payload for
     /// `queue stats` (oldest age).
     #[serde(skip)]
     pub captured_ms: i64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// RFC 3339 UTC with milliseconds.

@@ -8,6 +8,7 @@
 //! "accepted") → [`publish`] (QoS 1, deleted only after PUBACK) → broker.
 //!
 //! - [`config`]: the per-line TOML file, validated with file/key/line in every error.
+//! - [`context`]: line context pushed down from MES (work order, batch…), stamped on events.
 //! - [`event`]: the event and its JSON payload (docs/schema/event.schema.json).
 //! - [`process`]: reading → event, one task per source.
 //! - [`queue`]: the durable queue; its module docs state the on-disk format and invariants.
@@ -18,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod event;
 pub mod logging;
 pub mod ops;

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tracegate_drivers::{Shutdown, Sink};
 
 use crate::config::{Config, DriverConfig};
+use crate::context::ContextBook;
 use crate::ops::metrics::Metrics;
 use crate::ops::state::{AgentState, BrokerState, SourceInfo};
 use crate::ops::{notify, server};
@@ -32,6 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         next_seq = stats.next_seq,
         "queue open"
     );
+    let context = Arc::new(ContextBook::new(store.load_context()?));
     let metrics = Arc::new(Metrics::new());
     let (queue, writer) = queue::spawn(
         store,
@@ -61,6 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             source,
             metrics.clone(),
             last_event_ms,
+            context.clone(),
         );
         processors.spawn(processor.run(submissions, queue.clone()));
         let id = source.common.id.clone();
@@ -89,6 +92,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sources: infos,
         queue: queue.clone(),
         ready: AtomicBool::new(false),
+        context,
+        context_config: config.context.clone(),
     });
     drop(queue);
 

@@ -29,6 +29,7 @@ pub(super) fn check(config: &mut Config, p: &mut Problems<'_>) {
         }
     }
     check_store(config, p);
+    check_context(config, p);
     if let Some(listen) = &config.ops.listen {
         if listen.parse::<std::net::SocketAddr>().is_err() {
             p.add(
@@ -39,6 +40,39 @@ pub(super) fn check(config: &mut Config, p: &mut Problems<'_>) {
     }
     check_mqtt(config, p);
     check_sources(config, p);
+}
+
+fn check_context(config: &Config, p: &mut Problems<'_>) {
+    let c = &config.context;
+    let stations: HashSet<&str> = config.sources.iter().map(|s| s.station()).collect();
+    let mut keys = |at: String, list: &[String]| {
+        let mut seen = HashSet::new();
+        for (i, k) in list.iter().enumerate() {
+            if !is_name(k) {
+                p.add(
+                    format!("{at}[{i}]"),
+                    format!("{k:?} is not a valid context key; {NAME_RULE}"),
+                );
+            } else if !seen.insert(k) {
+                p.add(
+                    format!("{at}[{i}]"),
+                    format!("context key {k:?} is listed twice"),
+                );
+            }
+        }
+    };
+    keys("context.keys".into(), &c.keys);
+    for (station, list) in &c.stations {
+        keys(format!("context.stations.{station}"), list);
+    }
+    for station in c.stations.keys() {
+        if !stations.contains(station.as_str()) {
+            p.add(
+                format!("context.stations.{station}"),
+                format!("no source belongs to station {station:?}"),
+            );
+        }
+    }
 }
 
 fn check_store(config: &Config, p: &mut Problems<'_>) {
@@ -172,7 +206,8 @@ fn check_mqtt(config: &mut Config, p: &mut Problems<'_>) {
 }
 
 fn check_sources(config: &Config, p: &mut Problems<'_>) {
-    if config.sources.is_empty() {
+    // A source that failed to parse is already reported; only an empty list is a problem.
+    if config.sources.is_empty() && !p.mentions("sources[") {
         p.add(
             "sources",
             "no [[sources]] configured; the agent would have nothing to read",

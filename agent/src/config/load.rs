@@ -10,8 +10,8 @@ use tracegate_drivers::scanner::ScannerConfig;
 
 use super::locate::{line_at, line_of};
 use super::{
-    AgentSection, Config, DriverConfig, MqttConfig, OpsConfig, SourceCommon, SourceConfig,
-    StoreConfig, Validation,
+    AgentSection, Config, ContextConfig, DriverConfig, MqttConfig, OpsConfig, SourceCommon,
+    SourceConfig, StoreConfig, Validation,
 };
 use crate::simulator::SimulatorConfig;
 
@@ -75,6 +75,11 @@ impl<'a> Problems<'a> {
         });
     }
 
+    /// True when a problem was already recorded at or under `prefix`.
+    pub(super) fn mentions(&self, prefix: &str) -> bool {
+        self.list.iter().any(|p| p.path.starts_with(prefix))
+    }
+
     fn at_offset(&mut self, path: String, offset: Option<usize>, message: String) {
         let line = offset
             .map(|o| line_at(self.text, o))
@@ -96,6 +101,8 @@ struct RawFile {
     mqtt: MqttConfig,
     #[serde(default)]
     ops: OpsConfig,
+    #[serde(default)]
+    context: ContextConfig,
     #[serde(default)]
     sources: Vec<toml::Table>,
 }
@@ -176,6 +183,7 @@ fn parse(text: &str, file: &Path, problems: &mut Problems<'_>) -> Option<Config>
         store: raw.store,
         mqtt: raw.mqtt,
         ops: raw.ops,
+        context: raw.context,
         sources,
         hash: hex(&Sha256::digest(text.as_bytes())),
     };

@@ -36,6 +36,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub mqtt: MqttConfig,
     pub ops: OpsConfig,
+    pub context: ContextConfig,
     pub sources: Vec<SourceConfig>,
     /// SHA-256 of the file's bytes, hex; reported in the retained status so an operator can
     /// see which configuration a gateway runs.
@@ -159,6 +160,11 @@ pub struct MqttConfig {
     /// Longest reconnect delay. Default "30s".
     #[serde(default = "default_reconnect_max", with = "humantime_serde")]
     pub reconnect_max: Duration,
+    /// MQTT version: "5", "3.1.1", or "auto" (default: MQTT 5, falling back to 3.1.1 when the
+    /// broker refuses the MQTT 5 handshake). MQTT 5 adds event id, seq and schema as user
+    /// properties, content types, message expiry on heartbeats and reason codes on PUBACK.
+    #[serde(default)]
+    pub protocol: MqttProtocol,
     /// Filled from `password_file` at load; never printed.
     #[serde(skip)]
     pub password: Option<String>,
@@ -209,6 +215,34 @@ impl Config {
 
 fn default_heartbeat() -> Duration {
     Duration::from_secs(60)
+}
+
+/// `[context]`: which line context keys MES/ERP may set over `<prefix>/cmd/context`. Only
+/// these can be written; a command naming another key is rejected with a reason.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextConfig {
+    /// Keys the line-wide context may hold, e.g. ["work_order", "batch", "gtin", "shift"].
+    /// Default: none (context commands for the line are rejected).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Station → keys its own context may hold (they add to and override the line's), e.g.
+    /// `st20 = ["work_order"]`. Default: none.
+    #[serde(default)]
+    pub stations: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The MQTT protocol version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum MqttProtocol {
+    /// MQTT 5, else 3.1.1.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "5")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
 }
 
 /// How a source's codes are checked. A code that fails becomes an `invalid` event.

@@ -22,6 +22,12 @@ pub struct SourceKind {
     pub kind: String,
 }
 
+/// The `result` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
 /// Every metric the agent exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -54,6 +60,8 @@ pub struct Metrics {
     pub device_connected: Family<SourceLabel, Gauge>,
     /// Bytes this process caused to be written to storage (/proc/self/io).
     pub disk_write_bytes: Gauge,
+    /// Context commands from MES, by result (accepted, rejected).
+    pub context_commands: Family<ResultLabel, Counter>,
 }
 
 impl Metrics {
@@ -79,6 +87,7 @@ impl Metrics {
             mqtt_disconnects: Counter::default(),
             device_connected: Family::default(),
             disk_write_bytes: Gauge::default(),
+            context_commands: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -166,6 +175,11 @@ impl Metrics {
             "disk_write_bytes",
             "Bytes this process caused to be written to storage",
             m.disk_write_bytes.clone(),
+        );
+        r.register(
+            "context_commands",
+            "Line context commands from MES, by result",
+            m.context_commands.clone(),
         );
         Metrics { registry, ..m }
     }

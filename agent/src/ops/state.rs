@@ -10,6 +10,8 @@ use tokio::sync::watch;
 use tracegate_drivers::DeviceState;
 
 use super::metrics::{Metrics, SourceKind, SourceLabel};
+use crate::config::ContextConfig;
+use crate::context::{ContextBook, ContextState};
 use crate::event::{epoch_ms, rfc3339};
 use crate::queue::{Queue, Stats};
 
@@ -48,6 +50,10 @@ pub struct AgentState {
     pub queue: Queue,
     /// True once the queue and every source are up (systemd READY).
     pub ready: AtomicBool,
+    /// The line context MES pushed down.
+    pub context: Arc<ContextBook>,
+    /// Which context keys MES may set.
+    pub context_config: ContextConfig,
 }
 
 /// The `status` document.
@@ -65,6 +71,8 @@ pub struct Status {
     pub broker: BrokerStatus,
     pub queue: QueueStatus,
     pub sources: Vec<SourceStatus>,
+    /// The line context in effect.
+    pub context: ContextState,
     /// Conditions that need attention, as sentences.
     pub alarms: Vec<String>,
 }
@@ -223,6 +231,7 @@ impl AgentState {
                 full,
             },
             sources,
+            context: (*self.context.current()).clone(),
             alarms,
         }
     }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 pub use self::classify::{Classified, Rules};
 pub use self::dedup::Dedup;
 use crate::config::{AgentSection, DedupMode, SourceConfig, Validation};
+use crate::context::ContextBook;
 use crate::event::{Event, Kind, epoch_ms, rfc3339};
 use crate::ops::metrics::{Metrics, SourceKind, SourceLabel};
 use crate::queue::{NewEvent, Queue};
@@ -34,6 +35,8 @@ pub struct Processor {
     metrics: Arc<Metrics>,
     /// Capture time of the last event (ms since the epoch), for `status`.
     last_event_ms: Arc<AtomicI64>,
+    /// The line context to stamp on events.
+    context: Arc<ContextBook>,
 }
 
 impl Processor {
@@ -44,6 +47,7 @@ impl Processor {
         source: &SourceConfig,
         metrics: Arc<Metrics>,
         last_event_ms: Arc<AtomicI64>,
+        context: Arc<ContextBook>,
     ) -> Processor {
         let c = &source.common;
         let pattern = c.pattern.as_deref().and_then(|p| regex::Regex::new(p).ok());
@@ -61,6 +65,7 @@ impl Processor {
             dedup: c.dedup_window.map(|w| (Dedup::new(w), c.dedup)),
             metrics,
             last_event_ms,
+            context,
         }
     }
 
@@ -68,6 +73,7 @@ impl Processor {
     pub fn event(&mut self, reading: Reading, now: Instant) -> Option<NewEvent> {
         let year = year_of(&rfc3339(reading.captured_at));
         let handover = reading.handover.clone();
+        let ctx = self.context.at(epoch_ms(reading.captured_at));
         let c: Classified = self.rules.classify(&reading, year);
         let mut duplicate = false;
         if let (Some((dedup, mode)), tracegate_drivers::ReadingKind::Code(bytes)) =
@@ -132,6 +138,8 @@ impl Processor {
             alarm: c.alarm,
             duplicate,
             attributes: reading.attributes,
+            context: ctx.for_station(&self.station),
+            context_rev: ctx.revision,
         };
         let topic = format!("{}/{}", self.topic_base, c.kind.topic_level());
         Some(NewEvent {

@@ -1,33 +1,22 @@
-//! One MQTT connection attempt: options (credentials, TLS, last will), and the task that polls
-//! rumqttc's event loop and reports what happened. Nothing is published from inside the poll
-//! task.
+//! Connection settings (credentials, TLS, last will, protocol version) prepared once, and
+//! [`Settings::connect`], which opens one connection: a [`Client`] plus its poll task.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, NetworkOptions,
-    Outgoing, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::v5;
+use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use crate::config::{Config, check::parse_mqtt_url};
+use super::link::{self, Client, NetEvent, Protocol, Qos};
+use crate::config::{Config, MqttProtocol, check::parse_mqtt_url};
 
-/// What the poll task saw.
-#[derive(Debug)]
-pub enum NetEvent {
-    /// CONNACK received.
-    Connected { session_present: bool },
-    /// rumqttc sent a PUBLISH with this packet id.
-    Sent(u16),
-    /// PUBACK (QoS 1) or PUBCOMP (QoS 2) for this packet id.
-    Acked(u16),
-    /// The connection failed or ended; the poll task has stopped.
-    Lost(String),
-}
+/// How long a persistent MQTT 5 session (with commands queued for us) outlives a connection.
+const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
 
 /// Errors building the connection's options.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +39,8 @@ pub struct Settings {
     pub password: Option<String>,
     pub keepalive: Duration,
     pub inflight: u16,
-    pub qos: QoS,
+    pub qos: Qos,
+    pub protocol: MqttProtocol,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub status_topic: String,
 }
@@ -74,46 +64,117 @@ impl Settings {
             keepalive: m.keepalive,
             inflight: m.inflight,
             qos: if m.qos == 2 {
-                QoS::ExactlyOnce
+                Qos::ExactlyOnce
             } else {
-                QoS::AtLeastOnce
+                Qos::AtLeastOnce
             },
+            protocol: m.protocol,
             tls,
             status_topic,
         })
     }
 
-    /// A new client and event loop (a fresh session state for every connection: the queue,
-    /// not the client, is the record of what is delivered).
-    pub fn client(&self, will_payload: Vec<u8>) -> (AsyncClient, EventLoop) {
-        let mut o = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
-        o.set_keep_alive(self.keepalive);
-        o.set_clean_session(true);
-        // Room for the event window plus status messages.
-        o.set_inflight(self.inflight.saturating_add(4));
-        o.set_max_packet_size(1024 * 1024, 1024 * 1024);
-        o.set_last_will(LastWill::new(
-            self.status_topic.clone(),
-            will_payload,
-            QoS::AtLeastOnce,
-            true,
-        ));
-        if let Some(user) = &self.username {
-            o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
-        }
-        if let Some(tls) = &self.tls {
-            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                tls.clone(),
-            )));
-        }
-        let (client, mut eventloop) = AsyncClient::new(o, usize::from(self.inflight) + 16);
+    /// Opens one connection with a fresh client (a fresh session state for every connection:
+    /// the queue, not the client, is the record of what is delivered). Persistent session on
+    /// the broker side, so commands sent to the agent while it was away are still delivered.
+    pub fn connect(
+        &self,
+        protocol: Protocol,
+        will: Vec<u8>,
+    ) -> (Client, mpsc::UnboundedReceiver<NetEvent>, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
         let mut net = NetworkOptions::new();
         // Without it, Nagle's algorithm and delayed ACKs hold small publishes back for tens of
         // milliseconds.
         net.set_tcp_nodelay(true);
         net.set_connection_timeout(10);
-        eventloop.set_network_options(net);
-        (client, eventloop)
+        let cap = usize::from(self.inflight) + 16;
+        // Room for the event window plus status, replies and heartbeats.
+        let inflight = self.inflight.saturating_add(8);
+        let transport = self
+            .tls
+            .as_ref()
+            .map(|tls| Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
+        match protocol {
+            Protocol::V311 => {
+                let mut o =
+                    rumqttc::MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+                o.set_keep_alive(self.keepalive);
+                o.set_clean_session(false);
+                o.set_manual_acks(true);
+                o.set_inflight(inflight);
+                o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+                o.set_last_will(rumqttc::LastWill::new(
+                    self.status_topic.clone(),
+                    will,
+                    rumqttc::QoS::AtLeastOnce,
+                    true,
+                ));
+                if let Some(user) = &self.username {
+                    o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                let (client, mut eventloop) = rumqttc::AsyncClient::new(o, cap);
+                eventloop.set_network_options(net);
+                let poller = tokio::spawn(link::poll_v4(eventloop, tx));
+                (Client::V4(client), rx, poller)
+            }
+            Protocol::V5 => {
+                let mut o =
+                    v5::MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+                o.set_keep_alive(self.keepalive);
+                o.set_clean_start(false);
+                o.set_session_expiry_interval(Some(SESSION_EXPIRY_SECS));
+                o.set_manual_acks(true);
+                o.set_outgoing_inflight_upper_limit(inflight);
+                o.set_max_packet_size(Some(1024 * 1024));
+                let props = v5::mqttbytes::v5::LastWillProperties {
+                    delay_interval: None,
+                    payload_format_indicator: Some(1),
+                    message_expiry_interval: None,
+                    content_type: Some("application/json".into()),
+                    response_topic: None,
+                    correlation_data: None,
+                    user_properties: Vec::new(),
+                };
+                o.set_last_will(v5::mqttbytes::v5::LastWill::new(
+                    self.status_topic.clone(),
+                    will,
+                    v5::mqttbytes::QoS::AtLeastOnce,
+                    true,
+                    Some(props),
+                ));
+                if let Some(user) = &self.username {
+                    o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                o.set_network_options(net);
+                let (client, eventloop) = v5::AsyncClient::new(o, cap);
+                let poller = tokio::spawn(link::poll_v5(eventloop, tx));
+                (Client::V5(client), rx, poller)
+            }
+        }
+    }
+
+    /// The protocol to try first.
+    pub fn first_protocol(&self) -> Protocol {
+        match self.protocol {
+            MqttProtocol::V311 => Protocol::V311,
+            MqttProtocol::V5 | MqttProtocol::Auto => Protocol::V5,
+        }
+    }
+
+    /// With `protocol = "auto"`, the other version to try after a failed handshake.
+    pub fn fallback(&self, tried: Protocol) -> Protocol {
+        match (self.protocol, tried) {
+            (MqttProtocol::Auto, Protocol::V5) => Protocol::V311,
+            (MqttProtocol::Auto, Protocol::V311) => Protocol::V5,
+            _ => tried,
+        }
     }
 }
 
@@ -156,40 +217,4 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
-}
-
-/// Polls the event loop until the connection ends, forwarding what matters.
-pub async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<NetEvent>) {
-    loop {
-        let event = match eventloop.poll().await {
-            Ok(event) => event,
-            Err(e) => {
-                let _ = tx.send(NetEvent::Lost(describe(&e)));
-                return;
-            }
-        };
-        let msg = match event {
-            Event::Incoming(Packet::ConnAck(ack)) => NetEvent::Connected {
-                session_present: ack.session_present,
-            },
-            // Status messages go at QoS 1 even when events go at QoS 2.
-            Event::Incoming(Packet::PubAck(ack)) => NetEvent::Acked(ack.pkid),
-            Event::Incoming(Packet::PubComp(comp)) => NetEvent::Acked(comp.pkid),
-            Event::Outgoing(Outgoing::Publish(pkid)) => NetEvent::Sent(pkid),
-            _ => continue,
-        };
-        if tx.send(msg).is_err() {
-            return;
-        }
-    }
-}
-
-/// A sentence for a connection error.
-fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ConnectionRefused(code) => {
-            format!("the broker refused the connection: {code:?}")
-        }
-        other => other.to_string(),
-    }
 }

@@ -1,18 +1,23 @@
-//! The publisher: queue → MQTT broker, QoS 1 (or 2), a row deleted only after its PUBACK.
+//! The publisher: queue → MQTT broker, QoS 1 (or 2), an event leaves the queue only after the
+//! broker acknowledged it.
 //!
-//! - One rumqttc client and event loop per connection attempt; the event loop is polled in its
-//!   own task ([`connection::poll`]) which reports CONNACK, packet ids and acknowledgements.
+//! - One client and event loop per connection attempt ([`connection`]), MQTT 5 or 3.1.1
+//!   ([`link`]); the event loop is polled in its own task which reports CONNACK, packet ids,
+//!   acknowledgements and incoming commands.
 //! - On every CONNACK the in-flight table is new and publishing starts again from the lowest
-//!   queued seq: every unacknowledged row is published again, in seq order, with the same
+//!   queued seq: every unacknowledged event is published again, in seq order, with the same
 //!   bytes. Consumers see duplicates only with the same id and seq.
 //! - At most `mqtt.inflight` events are unacknowledged at once; rows are fetched from the queue
 //!   in pages of that size, so memory does not grow with the backlog.
+//! - Commands (line context) arrive on subscribed topics and are answered ([`commands`]).
 //! - Reconnects back off exponentially with jitter. An outage is logged once when it starts and
 //!   once a minute while it lasts, with the queue depth.
 
+pub mod commands;
 pub mod connection;
 mod heartbeat;
 pub mod inflight;
+pub mod link;
 mod session;
 pub mod status;
 
@@ -22,8 +27,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracegate_drivers::{Backoff, Shutdown};
 
-use self::connection::{NetEvent, Settings};
-use crate::config::Config;
+use self::connection::Settings;
+use self::link::{NetEvent, Protocol};
+use crate::config::{Config, MqttProtocol};
 use crate::ops::state::AgentState;
 use crate::queue::Queue;
 
@@ -36,6 +42,14 @@ pub struct Publisher {
     queue: Queue,
     config: Config,
     state: Arc<AgentState>,
+    prefix: String,
+}
+
+/// Why a connection attempt or session ended.
+struct Ended {
+    reason: String,
+    /// The MQTT handshake failed on a standing connection.
+    handshake: bool,
 }
 
 impl Publisher {
@@ -51,6 +65,7 @@ impl Publisher {
             queue: state.queue.clone(),
             config: config.clone(),
             state,
+            prefix,
         })
     }
 
@@ -62,58 +77,58 @@ impl Publisher {
             self.config.mqtt.reconnect_max,
         );
         let mut outage: Option<(Instant, Instant)> = None; // (since, last logged)
+        let mut protocol = self.settings.first_protocol();
+        // With "auto", the version is settled by the first successful handshake.
+        let mut settled = self.config.mqtt.protocol != MqttProtocol::Auto;
         while !shutdown.is_triggered() {
-            let will = status::payload(&self.config, false, Some("connection lost"));
-            let (client, eventloop) = self.settings.client(will);
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let poller = tokio::spawn(connection::poll(eventloop, tx));
-            let end = match self.wait_connected(&mut rx, &mut shutdown).await {
+            let will = self.status(false, Some("connection lost"));
+            let (client, mut rx, poller) = self.settings.connect(protocol, will);
+            let end = match wait_connected(&mut rx, &mut shutdown).await {
                 Ok(()) => {
                     if let Some((since, _)) = outage.take() {
-                        tracing::info!(url = %url, outage_secs = since.elapsed().as_secs(), "connected to the MQTT broker again");
+                        tracing::info!(url = %url, ?protocol, outage_secs = since.elapsed().as_secs(), "connected to the MQTT broker again");
                     } else {
-                        tracing::info!(url = %url, "connected to the MQTT broker");
+                        tracing::info!(url = %url, ?protocol, "connected to the MQTT broker");
                     }
+                    settled = true;
                     backoff.reset();
                     self.state.set_broker(true, None);
-                    let end = session::Session::new(&self, &self.state, &client)
+                    let end = session::Session::new(&self, &client, protocol)
                         .run(&mut rx, &mut shutdown)
                         .await;
-                    if let Err(reason) = &end {
-                        self.state.set_broker(false, Some(reason.clone()));
+                    if let Err(e) = &end {
+                        self.state.set_broker(false, Some(e.reason.clone()));
                     }
                     end
                 }
                 Err(e) => {
-                    self.state.set_broker(false, Some(e.clone()));
+                    self.state.set_broker(false, Some(e.reason.clone()));
                     Err(e)
                 }
             };
-            if end.is_err() {
-                poller.abort();
-            } else {
-                // A clean stop: let the poll task send DISCONNECT so the broker does not
-                // publish the last will.
-                let _ = tokio::time::timeout(Duration::from_secs(1), poller).await;
-            }
             match end {
-                Ok(()) => return,
-                Err(reason) => {
-                    let depth = self.queue.stats().await.map(|s| s.depth).unwrap_or(0);
-                    let now = Instant::now();
-                    match &mut outage {
-                        None => {
-                            tracing::warn!(url = %url, %reason, queued = depth, "cannot reach the MQTT broker; events stay in the queue and are sent when it is back");
-                            outage = Some((now, now));
-                        }
-                        Some((since, logged))
-                            if now.duration_since(*logged) >= OUTAGE_LOG_EVERY =>
-                        {
-                            tracing::warn!(url = %url, %reason, queued = depth, outage_secs = since.elapsed().as_secs(), "still no MQTT broker; buffering");
-                            *logged = now;
-                        }
-                        Some(_) => tracing::debug!(%reason, "reconnect failed"),
+                Ok(()) => {
+                    // A clean stop: let the poll task send DISCONNECT so the broker does not
+                    // publish the last will.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), poller).await;
+                    return;
+                }
+                Err(ended) => {
+                    poller.abort();
+                    if shutdown.is_triggered() {
+                        return;
                     }
+                    if ended.handshake && !settled {
+                        let next = self.settings.fallback(protocol);
+                        if next != protocol {
+                            tracing::info!(reason = %ended.reason, "the broker refused the {protocol:?} handshake; trying {next:?}");
+                            protocol = next;
+                            if protocol == Protocol::V311 {
+                                continue;
+                            }
+                        }
+                    }
+                    self.log_outage(&mut outage, &ended.reason).await;
                 }
             }
             let delay = backoff.next_delay();
@@ -124,21 +139,42 @@ impl Publisher {
         }
     }
 
-    async fn wait_connected(
-        &self,
-        rx: &mut mpsc::UnboundedReceiver<NetEvent>,
-        shutdown: &mut Shutdown,
-    ) -> Result<(), String> {
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(NetEvent::Connected { .. }) => return Ok(()),
-                    Some(NetEvent::Lost(reason)) => return Err(reason),
-                    Some(_) => {}
-                    None => return Err("connection task ended".into()),
-                },
-                _ = shutdown.wait() => return Err("stopping".into()),
+    /// The retained status payload.
+    fn status(&self, online: bool, reason: Option<&'static str>) -> Vec<u8> {
+        status::payload(&self.config, online, reason, &self.state.context.current())
+    }
+
+    async fn log_outage(&self, outage: &mut Option<(Instant, Instant)>, reason: &str) {
+        let url = &self.config.mqtt.url;
+        let depth = self.queue.stats().await.map(|s| s.depth).unwrap_or(0);
+        let now = Instant::now();
+        match outage {
+            None => {
+                tracing::warn!(url = %url, %reason, queued = depth, "cannot reach the MQTT broker; events stay in the queue and are sent when it is back");
+                *outage = Some((now, now));
             }
+            Some((since, logged)) if now.duration_since(*logged) >= OUTAGE_LOG_EVERY => {
+                tracing::warn!(url = %url, %reason, queued = depth, outage_secs = since.elapsed().as_secs(), "still no MQTT broker; buffering");
+                *logged = now;
+            }
+            Some(_) => tracing::debug!(%reason, "reconnect failed"),
+        }
+    }
+}
+
+async fn wait_connected(
+    rx: &mut mpsc::UnboundedReceiver<NetEvent>,
+    shutdown: &mut Shutdown,
+) -> Result<(), Ended> {
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(NetEvent::Connected { .. }) => return Ok(()),
+                Some(NetEvent::Lost { reason, handshake }) => return Err(Ended { reason, handshake }),
+                Some(_) => {}
+                None => return Err(Ended { reason: "connection task ended".into(), handshake: false }),
+            },
+            _ = shutdown.wait() => return Err(Ended { reason: "stopping".into(), handshake: false }),
         }
     }
 }

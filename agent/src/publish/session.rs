@@ -1,46 +1,50 @@
 //! One connected MQTT session: fill the in-flight window from the queue, correlate
-//! acknowledgements, mark events delivered, send the heartbeat.
+//! acknowledgements, mark events delivered, answer commands, send the heartbeat.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, QoS};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracegate_drivers::Shutdown;
 
-use super::connection::NetEvent;
 use super::inflight::{Carried, InFlight};
-use super::{Publisher, heartbeat, status};
+use super::link::{Client, NetEvent, Props, Protocol, Qos};
+use super::{Ended, Publisher, commands, heartbeat};
 use crate::ops::metrics::SourceLabel;
-use crate::ops::state::AgentState;
 
 /// How a clean stop waits for outstanding acknowledgements.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long after a broker refused events (MQTT 5 reason code) they are sent again.
+const RETRY_REFUSED: Duration = Duration::from_secs(5);
+const JSON: Option<&str> = Some("application/json");
 
 /// The state of one connection.
 pub(super) struct Session<'a> {
     publisher: &'a Publisher,
-    state: &'a Arc<AgentState>,
-    client: &'a AsyncClient,
+    client: &'a Client,
+    protocol: Protocol,
     inflight: InFlight,
     /// Source of each event in flight, for the per-source published counter.
     sources: HashMap<u64, String>,
+    /// When events the broker refused are to be sent again.
+    retry_at: Option<Instant>,
 }
 
 impl<'a> Session<'a> {
-    pub(super) fn new(
-        publisher: &'a Publisher,
-        state: &'a Arc<AgentState>,
-        client: &'a AsyncClient,
-    ) -> Self {
+    pub(super) fn new(publisher: &'a Publisher, client: &'a Client, protocol: Protocol) -> Self {
         Session {
             publisher,
-            state,
             client,
+            protocol,
             inflight: InFlight::new(),
             sources: HashMap::new(),
+            retry_at: None,
         }
+    }
+
+    fn command_topic(&self) -> String {
+        format!("{}/cmd/context", self.publisher.prefix)
     }
 
     /// Runs until the connection is lost (Err with the reason) or shutdown (Ok).
@@ -48,22 +52,24 @@ impl<'a> Session<'a> {
         mut self,
         rx: &mut mpsc::UnboundedReceiver<NetEvent>,
         shutdown: &mut Shutdown,
-    ) -> Result<(), String> {
-        let queue = &self.publisher.queue;
-        let window = usize::from(self.publisher.settings.inflight);
-        let mut committed = queue.committed();
-        let mut replays = queue.replays();
+    ) -> Result<(), Ended> {
+        let lost = |reason: String| Ended {
+            reason,
+            handshake: false,
+        };
+        let p = self.publisher;
+        let window = usize::from(p.settings.inflight);
+        let mut committed = p.queue.committed();
+        let mut replays = p.queue.replays();
         replays.borrow_and_update();
-        let online = status::payload(&self.publisher.config, true, None);
-        self.send(
-            &self.publisher.settings.status_topic.clone(),
-            QoS::AtLeastOnce,
-            true,
-            online,
-            Carried::Other,
-        )
-        .await?;
-        let every = self.publisher.config.ops.heartbeat;
+        let mut context = p.state.context.watch();
+        context.borrow_and_update();
+        self.client
+            .subscribe(&self.command_topic())
+            .await
+            .map_err(lost)?;
+        self.send_status().await.map_err(lost)?;
+        let every = p.config.ops.heartbeat;
         let mut beat = tokio::time::interval(if every.is_zero() {
             Duration::from_secs(3600)
         } else {
@@ -73,17 +79,18 @@ impl<'a> Session<'a> {
         let mut caught_up = false;
         loop {
             while !caught_up && self.inflight.events_in_flight() < window {
-                caught_up = self.fill(window).await?;
+                caught_up = self.fill(window).await.map_err(lost)?;
             }
+            let retry_at = self.retry_at;
             tokio::select! {
                 biased;
                 msg = rx.recv() => {
-                    let mut delivered = self.handle(msg)?;
+                    let mut delivered = self.handle(msg).await?;
                     while let Ok(m) = rx.try_recv() {
-                        delivered.extend(self.handle(Some(m))?);
+                        delivered.extend(self.handle(Some(m)).await?);
                     }
                     if !delivered.is_empty() {
-                        queue.delivered(delivered).await.map_err(|e| e.to_string())?;
+                        p.queue.delivered(delivered).await.map_err(|e| lost(e.to_string()))?;
                         caught_up = false;
                     }
                 }
@@ -92,14 +99,24 @@ impl<'a> Session<'a> {
                     self.inflight.cursor = 0;
                     caught_up = false;
                 }
-                changed = committed.changed(), if caught_up => {
-                    changed.map_err(|_| "queue closed".to_string())?;
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    self.retry_at = None;
+                    self.inflight.cursor = 0;
                     caught_up = false;
                 }
+                changed = committed.changed(), if caught_up => {
+                    changed.map_err(|_| lost("queue closed".into()))?;
+                    caught_up = false;
+                }
+                _ = context.changed() => {
+                    // The retained status carries the context MES sees the line stamp.
+                    self.send_status().await.map_err(lost)?;
+                }
                 _ = beat.tick(), if !every.is_zero() => {
-                    let payload = heartbeat::payload(self.state).await;
-                    let topic = format!("{}/heartbeat", self.publisher.settings.status_topic);
-                    self.send(&topic, QoS::AtMostOnce, false, payload, Carried::Other).await?;
+                    let payload = heartbeat::payload(&p.state).await;
+                    let topic = format!("{}/heartbeat", p.settings.status_topic);
+                    let props = Props { content_type: JSON, expiry_secs: Some((2 * every.as_secs()).max(1) as u32), ..Props::default() };
+                    self.send(&topic, Qos::AtMostOnce, false, payload, props, Carried::Other).await.map_err(lost)?;
                 }
                 _ = shutdown.wait() => {
                     self.stop(rx).await;
@@ -107,6 +124,24 @@ impl<'a> Session<'a> {
                 }
             }
         }
+    }
+
+    async fn send_status(&mut self) -> Result<(), String> {
+        let online = self.publisher.status(true, None);
+        let topic = self.publisher.settings.status_topic.clone();
+        let props = Props {
+            content_type: JSON,
+            ..Props::default()
+        };
+        self.send(
+            &topic,
+            Qos::AtLeastOnce,
+            true,
+            online,
+            props,
+            Carried::Other,
+        )
+        .await
     }
 
     /// Publishes queued events after the cursor into the free part of the window. True when
@@ -126,30 +161,97 @@ impl<'a> Session<'a> {
                 continue;
             }
             self.sources.insert(row.seq, row.source);
+            let props = match self.protocol {
+                Protocol::V5 => Props {
+                    user: vec![
+                        ("id".into(), row.id),
+                        ("seq".into(), row.seq.to_string()),
+                        ("schema".into(), crate::event::SCHEMA.into()),
+                    ],
+                    content_type: JSON,
+                    ..Props::default()
+                },
+                Protocol::V311 => Props::default(),
+            };
             let qos = self.publisher.settings.qos;
-            self.send(&row.topic, qos, false, row.payload, Carried::Event(row.seq))
-                .await?;
+            self.send(
+                &row.topic,
+                qos,
+                false,
+                row.payload,
+                props,
+                Carried::Event(row.seq),
+            )
+            .await?;
         }
         Ok(caught_up)
     }
 
     /// One event from the poll task; returns the seqs it delivered.
-    fn handle(&mut self, msg: Option<NetEvent>) -> Result<Vec<u64>, String> {
+    async fn handle(&mut self, msg: Option<NetEvent>) -> Result<Vec<u64>, Ended> {
         match msg {
             Some(NetEvent::Sent(pkid)) => self.inflight.assigned(pkid),
-            Some(NetEvent::Acked(pkid)) => {
+            Some(NetEvent::Acked { pkid, refused }) => {
                 if let Some((seq, after)) = self.inflight.acknowledged_after(pkid) {
-                    let m = &self.state.metrics;
+                    let source = self.sources.remove(&seq);
+                    if let Some(reason) = refused {
+                        tracing::warn!(seq, %reason, "the broker refused an event; it stays queued and is sent again");
+                        self.retry_at
+                            .get_or_insert_with(|| Instant::now() + RETRY_REFUSED);
+                        return Ok(Vec::new());
+                    }
+                    let m = &self.publisher.state.metrics;
                     m.publish_to_ack.observe(after.as_secs_f64());
-                    if let Some(source) = self.sources.remove(&seq) {
+                    if let Some(source) = source {
                         m.published.get_or_create(&SourceLabel { source }).inc();
                     }
                     return Ok(vec![seq]);
                 }
             }
+            Some(NetEvent::Message(message)) => {
+                let (incoming, token) = *message;
+                if incoming.topic == self.command_topic() {
+                    let default_reply = format!("{}/reply", self.command_topic());
+                    let reply =
+                        commands::context(&self.publisher.state, &incoming, &default_reply).await;
+                    let props = Props {
+                        content_type: JSON,
+                        correlation_data: reply.correlation_data,
+                        ..Props::default()
+                    };
+                    self.send(
+                        &reply.topic,
+                        Qos::AtLeastOnce,
+                        false,
+                        reply.payload,
+                        props,
+                        Carried::Other,
+                    )
+                    .await
+                    .map_err(|reason| Ended {
+                        reason,
+                        handshake: false,
+                    })?;
+                } else {
+                    tracing::debug!(topic = %incoming.topic, "message on an unexpected topic ignored");
+                }
+                // Acknowledged only now: a command that was not handled (the agent died) is
+                // delivered again by the broker.
+                self.client.ack(&token).await;
+            }
             Some(NetEvent::Connected { .. }) => {}
-            Some(NetEvent::Lost(reason)) => return Err(reason),
-            None => return Err("connection task ended".into()),
+            Some(NetEvent::Lost { reason, .. }) => {
+                return Err(Ended {
+                    reason,
+                    handshake: false,
+                });
+            }
+            None => {
+                return Err(Ended {
+                    reason: "connection task ended".into(),
+                    handshake: false,
+                });
+            }
         }
         Ok(Vec::new())
     }
@@ -157,15 +259,26 @@ impl<'a> Session<'a> {
     /// Clean stop: offline status, a short wait for outstanding acknowledgements, disconnect.
     async fn stop(mut self, rx: &mut mpsc::UnboundedReceiver<NetEvent>) {
         let topic = self.publisher.settings.status_topic.clone();
-        let offline = status::payload(&self.publisher.config, false, Some("stopped"));
+        let offline = self.publisher.status(false, Some("stopped"));
+        let props = Props {
+            content_type: JSON,
+            ..Props::default()
+        };
         let _ = self
-            .send(&topic, QoS::AtLeastOnce, true, offline, Carried::Other)
+            .send(
+                &topic,
+                Qos::AtLeastOnce,
+                true,
+                offline,
+                props,
+                Carried::Other,
+            )
             .await;
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
         let mut delivered = Vec::new();
         while !self.inflight.is_empty() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(msg @ Some(_)) => match self.handle(msg) {
+                Ok(msg @ Some(_)) => match self.handle(msg).await {
                     Ok(seqs) => delivered.extend(seqs),
                     Err(_) => break,
                 },
@@ -175,20 +288,21 @@ impl<'a> Session<'a> {
         if !delivered.is_empty() {
             let _ = self.publisher.queue.delivered(delivered).await;
         }
-        let _ = self.client.disconnect().await;
+        self.client.disconnect().await;
     }
 
     /// Hands one publish to the client and records it.
     async fn send(
         &mut self,
         topic: &str,
-        qos: QoS,
+        qos: Qos,
         retain: bool,
         payload: Vec<u8>,
+        props: Props,
         what: Carried,
     ) -> Result<(), String> {
         self.client
-            .publish(topic, qos, retain, payload)
+            .publish(topic, qos, retain, payload, props)
             .await
             .map_err(|e| format!("client closed: {e}"))?;
         self.inflight.sent(what);

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::context::ContextState;
 use crate::event::rfc3339;
 
 /// The status payload.
@@ -23,13 +24,20 @@ pub struct Status<'a> {
     /// Why it is offline: "connection lost" (last will) or "stopped".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// The line context in effect, so MES can see which order the agent stamps.
+    pub context: &'a ContextState,
 }
 
 /// Schema name and version of status payloads.
 pub const STATUS_SCHEMA: &str = "tracegate.status/1";
 
 /// The status payload for `state`.
-pub fn payload(config: &Config, online: bool, reason: Option<&'static str>) -> Vec<u8> {
+pub fn payload(
+    config: &Config,
+    online: bool,
+    reason: Option<&'static str>,
+    context: &ContextState,
+) -> Vec<u8> {
     let status = Status {
         schema: STATUS_SCHEMA,
         state: if online { "online" } else { "offline" },
@@ -40,6 +48,7 @@ pub fn payload(config: &Config, online: bool, reason: Option<&'static str>) -> V
         config_hash: &config.hash,
         at: rfc3339(std::time::SystemTime::now()),
         reason,
+        context,
     };
     serde_json::to_vec(&status).unwrap_or_default()
 }

@@ -16,6 +16,8 @@
 //! - `handovers(source, key, seq, valid)` — per source, the last committed handover id (a PLC
 //!   sequence counter value): when a device presents the same handover again because the agent
 //!   stopped between commit and acknowledgement, the commit is repeated, not duplicated.
+//! - `context(id = 1, revision, state)` — the line context MES pushed down, as JSON
+//!   ([`crate::context`]); stored before a context command is answered.
 //! - `PRAGMA user_version` — the schema version ([`store`]).
 //!
 //! # Invariants

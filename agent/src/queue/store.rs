@@ -8,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::config::Overflow;
+use crate::context::ContextState;
 
 /// Schema version in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
@@ -29,6 +30,11 @@ CREATE INDEX IF NOT EXISTS events_published ON events (seq) WHERE state = 1;
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS context (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    revision     INTEGER NOT NULL,    -- the line context's revision
+    state        TEXT    NOT NULL     -- the whole context state, JSON
 );
 CREATE TABLE IF NOT EXISTS handovers (
     source TEXT PRIMARY KEY,          -- the source's id
@@ -81,6 +87,8 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub seq: u64,
+    /// The event's UUID (also inside the payload).
+    pub id: String,
     pub source: String,
     pub topic: String,
     pub payload: Vec<u8>,
@@ -238,14 +246,15 @@ impl Store {
     /// Up to `limit` undelivered events with seq > `after`, in seq order.
     pub fn fetch(&self, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, source, topic, payload FROM events WHERE state = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, id, source, topic, payload FROM events WHERE state = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after, limit as u64], |r| {
             Ok(Row {
                 seq: r.get(0)?,
-                source: r.get(1)?,
-                topic: r.get(2)?,
-                payload: r.get(3)?,
+                id: r.get(1)?,
+                source: r.get(2)?,
+                topic: r.get(3)?,
+                payload: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -311,6 +320,28 @@ impl Store {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// The stored line context (the default state before the first command).
+    pub fn load_context(&self) -> Result<ContextState, StoreError> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT state FROM context WHERE id = 1", [], |r| r.get(0))
+            .optional()?;
+        Ok(match json {
+            Some(j) => serde_json::from_str(&j)?,
+            None => ContextState::default(),
+        })
+    }
+
+    /// Stores a new line context revision durably.
+    pub fn save_context(&mut self, state: &ContextState) -> Result<(), StoreError> {
+        let json = serde_json::to_string(state)?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO context (id, revision, state) VALUES (1, ?1, ?2)",
+            params![state.revision, json],
+        )?;
+        Ok(())
     }
 
     /// Runs SQLite's integrity check; "ok" when the file is sound.

@@ -32,6 +32,8 @@ fn event(text: &str) -> NewEvent {
             alarm: None,
             duplicate: false,
             attributes: Default::default(),
+            context: Default::default(),
+            context_rev: 0,
         },
         topic: "t/st/src/scan".into(),
         handover: None,

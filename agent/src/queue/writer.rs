@@ -12,6 +12,7 @@ use tracegate_drivers::Verdict;
 use super::commit::NewEvent;
 use super::store::{Row, ScanFilter, Stats, Store};
 use crate::config::Overflow;
+use crate::context::ContextState;
 use crate::event::epoch_ms;
 use crate::ops::metrics::{Metrics, SourceLabel};
 
@@ -27,6 +28,10 @@ struct Append {
 
 enum Control {
     Delivered(Vec<u64>),
+    SetContext {
+        state: ContextState,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     Replay {
         filter: ScanFilter,
         reply: oneshot::Sender<Result<u64, String>>,
@@ -96,6 +101,16 @@ impl Queue {
         let (reply, rx) = oneshot::channel();
         self.control
             .send(Control::Replay { filter, reply })
+            .await
+            .map_err(|_| QueueClosed.to_string())?;
+        rx.await.map_err(|_| QueueClosed.to_string())?
+    }
+
+    /// Stores a new line context revision durably (answered once it is on disk).
+    pub async fn set_context(&self, state: ContextState) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::SetContext { state, reply })
             .await
             .map_err(|_| QueueClosed.to_string())?;
         rx.await.map_err(|_| QueueClosed.to_string())?
@@ -275,6 +290,9 @@ impl Writer {
 
     fn handle(&mut self, c: Control) {
         match c {
+            Control::SetContext { state, reply } => {
+                let _ = reply.send(self.store.save_context(&state).map_err(|e| e.to_string()));
+            }
             Control::Replay { filter, reply } => {
                 self.commit();
                 let n = self.store.replay(&filter).map_err(|e| e.to_string());
