@@ -16,6 +16,10 @@
 //! - A frame longer than `max_frame` is reported at once as [`Frame::Malformed`] holding its
 //!   first `max_frame` bytes; the rest is discarded up to the next terminator (ETX / STX in
 //!   STX/ETX mode) or the idle timeout, where framing resumes.
+//! - When the shell learns that input was lost ([`Framer::mark_lost`], e.g. the kernel dropped
+//!   a keyboard wedge's key events), the frame being read, or the next one if none is, is
+//!   reported as [`Frame::Malformed`] with that reason, even if it ends up empty: its bytes are
+//!   incomplete, and a code missing a few characters can still look valid.
 
 use crate::reading::ReadingKind;
 
@@ -54,6 +58,8 @@ pub struct Framer {
     max_frame: usize,
     buf: Vec<u8>,
     state: State,
+    /// Input was lost: the next frame to complete is malformed, for this reason.
+    lost: Option<String>,
 }
 
 impl Framer {
@@ -70,7 +76,14 @@ impl Framer {
             } else {
                 State::Collecting
             },
+            lost: None,
         }
+    }
+
+    /// Input was lost between the bytes pushed so far and the next ones: the frame in progress
+    /// (or, if none is, the next frame) is reported as malformed with `reason`.
+    pub fn mark_lost(&mut self, reason: impl Into<String>) {
+        self.lost = Some(reason.into());
     }
 
     /// A framer for a source's framing settings.
@@ -118,9 +131,13 @@ impl Framer {
         match state {
             State::Collecting if self.stx_etx => (!partial.is_empty()).then(|| Frame::Malformed {
                 bytes: partial,
-                reason: "frame started with STX but no ETX followed".into(),
+                reason: self
+                    .lost
+                    .take()
+                    .unwrap_or_else(|| "frame started with STX but no ETX followed".into()),
             }),
-            State::Collecting => data(&partial),
+            State::Collecting if partial.is_empty() => None,
+            State::Collecting => self.complete(&partial),
             State::Outside | State::Discarding => None,
         }
     }
@@ -133,9 +150,8 @@ impl Framer {
         let partial = partial_terminator(&self.buf, term);
         match self.state {
             State::Collecting if at_end => {
-                let len = self.buf.len() - term.len();
-                frames.extend(data(&self.buf[..len]));
-                self.buf.clear();
+                let frame = std::mem::take(&mut self.buf);
+                frames.extend(self.complete(&frame[..frame.len() - term.len()]));
             }
             State::Collecting if self.buf.len() - partial > self.max_frame => {
                 frames.push(self.overlong());
@@ -159,13 +175,15 @@ impl Framer {
                 if !self.buf.is_empty() {
                     frames.push(Frame::Malformed {
                         bytes: std::mem::take(&mut self.buf),
-                        reason: "frame interrupted by a new STX before its ETX".into(),
+                        reason: self.lost.take().unwrap_or_else(|| {
+                            "frame interrupted by a new STX before its ETX".into()
+                        }),
                     });
                 }
             }
             (State::Collecting, ETX) => {
-                frames.extend(data(&self.buf));
-                self.buf.clear();
+                let frame = std::mem::take(&mut self.buf);
+                frames.extend(self.complete(&frame));
                 self.state = State::Outside;
             }
             (State::Collecting, _) => {
@@ -182,10 +200,23 @@ impl Framer {
         }
     }
 
-    fn overlong(&self) -> Frame {
+    fn overlong(&mut self) -> Frame {
+        // Malformed anyway; a loss inside it does not carry over to the next frame.
+        self.lost = None;
         Frame::Malformed {
             bytes: self.buf[..self.max_frame].to_vec(),
             reason: format!("frame longer than {} bytes", self.max_frame),
+        }
+    }
+
+    /// A complete frame: data, or malformed if input was lost while it was read.
+    fn complete(&mut self, bytes: &[u8]) -> Option<Frame> {
+        match self.lost.take() {
+            Some(reason) => Some(Frame::Malformed {
+                bytes: trim_crlf(bytes).to_vec(),
+                reason,
+            }),
+            None => data(bytes),
         }
     }
 }
@@ -200,10 +231,22 @@ fn partial_terminator(buf: &[u8], term: &[u8]) -> usize {
 
 /// A data frame with CR and LF trimmed from both ends, or nothing if that leaves it empty.
 fn data(bytes: &[u8]) -> Option<Frame> {
+    let trimmed = trim_crlf(bytes);
+    (!trimmed.is_empty()).then(|| Frame::Data(trimmed.to_vec()))
+}
+
+/// `bytes` without CR and LF at either end.
+fn trim_crlf(bytes: &[u8]) -> &[u8] {
     let is_crlf = |b: &u8| *b == b'\r' || *b == b'\n';
-    let start = bytes.iter().position(|b| !is_crlf(b))?;
-    let end = bytes.iter().rposition(|b| !is_crlf(b))? + 1;
-    Some(Frame::Data(bytes[start..end].to_vec()))
+    let start = bytes
+        .iter()
+        .position(|b| !is_crlf(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_crlf(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
 }
 
 /// What a frame means.

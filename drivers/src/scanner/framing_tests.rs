@@ -360,3 +360,56 @@ fn partial_terminator_is_the_longest_matching_beginning() {
     assert_eq!(partial_terminator(b"ABC", b""), 0);
     assert_eq!(partial_terminator(b"A\r", b"\r\n"), 1);
 }
+
+fn lost(bytes: &[u8]) -> Frame {
+    Frame::Malformed {
+        bytes: bytes.to_vec(),
+        reason: "input lost".into(),
+    }
+}
+
+#[test]
+fn lost_input_makes_the_frame_in_progress_malformed() {
+    let mut f = crlf();
+    assert_eq!(f.push(b"DONE\r\n0109506"), vec![code("DONE")]);
+    f.mark_lost("input lost");
+    assert_eq!(
+        f.push(b"2\r\nNEXT\r\n"),
+        vec![lost(b"01095062"), code("NEXT")]
+    );
+}
+
+#[test]
+fn lost_input_between_frames_marks_the_next_one_even_if_empty() {
+    let mut f = crlf();
+    f.mark_lost("input lost");
+    // A code lost up to its terminator is still reported.
+    assert_eq!(f.push(b"\r\nOK\r\n"), vec![lost(b""), code("OK")]);
+}
+
+#[test]
+fn lost_input_with_idle_timeout_stx_etx_and_overlong_frames() {
+    let mut idle = Framer::new(b"", false, 64);
+    idle.push(b"AB");
+    idle.mark_lost("input lost");
+    assert_eq!(idle.flush_idle(), Some(lost(b"AB")));
+    assert_eq!(idle.push(b"CD"), vec![]);
+    assert_eq!(idle.flush_idle(), Some(code("CD")));
+
+    let mut wrapped = Framer::new(b"", true, 64);
+    wrapped.push(b"\x02AB");
+    wrapped.mark_lost("input lost");
+    assert_eq!(
+        wrapped.push(b"C\x03\x02D\x03"),
+        vec![lost(b"ABC"), code("D")]
+    );
+
+    // Malformed anyway: the loss does not carry over to the next frame.
+    let mut short = Framer::new(b"\r\n", false, 4);
+    short.push(b"AB");
+    short.mark_lost("input lost");
+    assert_eq!(
+        short.push(b"CDEF\r\nOK\r\n"),
+        vec![overlong(b"ABCD", 4), code("OK")]
+    );
+}

@@ -11,6 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -57,6 +58,24 @@ impl Context {
     }
 }
 
+/// Lets a reader say that input was lost after the bytes it has returned (an evdev device whose
+/// kernel buffer overflowed): the read loop then reports the frame in progress as malformed.
+/// Raise it before returning the first bytes that follow the gap.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Loss(Arc<Mutex<Option<String>>>);
+
+impl Loss {
+    /// Input was lost, for `reason`.
+    pub fn report(&self, reason: String) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    /// The reported loss, if any, clearing it.
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// Why a connection ended.
 #[derive(Debug)]
 pub(crate) enum SessionEnd {
@@ -79,12 +98,14 @@ impl fmt::Display for SessionEnd {
     }
 }
 
-/// Runs one connection until it ends. `attributes` are attached to every reading.
+/// Runs one connection until it ends. `attributes` are attached to every reading; `loss` is
+/// how the reader reports lost input (a fresh [`Loss`] for readers that cannot lose any).
 pub(crate) async fn run_session<R, W>(
     ctx: &Context,
     reader: R,
     writer: W,
     attributes: &BTreeMap<String, String>,
+    loss: &Loss,
 ) -> SessionEnd
 where
     R: AsyncRead + Unpin,
@@ -92,7 +113,7 @@ where
 {
     let (tickets_tx, tickets_rx) = mpsc::channel(MAX_OUTSTANDING);
     tokio::select! {
-        end = read_loop(ctx, reader, tickets_tx, attributes) => end,
+        end = read_loop(ctx, reader, tickets_tx, attributes, loss) => end,
         end = write_loop(ctx, writer, tickets_rx) => end,
     }
 }
@@ -102,6 +123,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: R,
     tickets: mpsc::Sender<Ticket>,
     attributes: &BTreeMap<String, String>,
+    loss: &Loss,
 ) -> SessionEnd {
     let mut framer = Framer::from_config(&ctx.framing);
     let mut buf = vec![0u8; READ_BUFFER];
@@ -109,19 +131,25 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let idle = ctx.framing.idle_timeout.filter(|_| framer.is_pending());
         let mut closed = false;
         let frames: Vec<Frame> = tokio::select! {
-            read = reader.read(&mut buf) => match read {
-                // The end of the stream ends a frame too (a push reader that sends one code
-                // without a suffix and hangs up).
-                Ok(0) => {
-                    closed = true;
-                    framer.flush_idle().into_iter().collect()
+            read = reader.read(&mut buf) => {
+                // Lost input lies between what was pushed so far and what this read returned.
+                if let Some(reason) = loss.take() {
+                    framer.mark_lost(reason);
                 }
-                Ok(n) => {
-                    trace!(source = %ctx.source_id, bytes = %buf[..n].escape_ascii(), "read");
-                    framer.push(&buf[..n])
+                match read {
+                    // The end of the stream ends a frame too (a push reader that sends one code
+                    // without a suffix and hangs up).
+                    Ok(0) => {
+                        closed = true;
+                        framer.flush_idle().into_iter().collect()
+                    }
+                    Ok(n) => {
+                        trace!(source = %ctx.source_id, bytes = %buf[..n].escape_ascii(), "read");
+                        framer.push(&buf[..n])
+                    }
+                    Err(e) => return SessionEnd::ReadFailed(e),
                 }
-                Err(e) => return SessionEnd::ReadFailed(e),
-            },
+            }
             () = sleep(idle.unwrap_or(Duration::ZERO)), if idle.is_some() => {
                 framer.flush_idle().into_iter().collect()
             }

@@ -13,7 +13,7 @@ use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use tracing::{info, warn};
 
 use super::config::{FlowControl, Parity, SerialConfig};
-use super::pipeline::{Context, SessionEnd, run_session};
+use super::pipeline::{Context, Loss, SessionEnd, run_session};
 use crate::reading::DeviceState;
 
 /// Opens the port with every line setting of `config`.
@@ -68,7 +68,8 @@ pub(crate) async fn run(config: &SerialConfig, ctx: &Context) {
                 opened_before = true;
                 ctx.sink.set_device_state(DeviceState::Connected);
                 let (reader, writer) = tokio::io::split(stream);
-                let end = run_session(ctx, reader, writer, &BTreeMap::new()).await;
+                let end =
+                    run_session(ctx, reader, writer, &BTreeMap::new(), &Loss::default()).await;
                 if let SessionEnd::SinkClosed = end {
                     return;
                 }

@@ -23,7 +23,7 @@ use crate::backoff::Backoff;
 use crate::reading::DeviceState;
 
 use super::config::{TcpClientConfig, TcpServerConfig};
-use super::pipeline::{Context, SessionEnd, run_session};
+use super::pipeline::{Context, Loss, SessionEnd, run_session};
 
 /// Keepalive probes sent before the connection is declared dead.
 const KEEPALIVE_RETRIES: u32 = 3;
@@ -76,7 +76,8 @@ pub(crate) async fn run_client(config: &TcpClientConfig, ctx: &Context) {
                 ctx.sink.set_device_state(DeviceState::Connected);
                 let since = Instant::now();
                 let (reader, writer) = stream.into_split();
-                let end = run_session(ctx, reader, writer, &BTreeMap::new()).await;
+                let end =
+                    run_session(ctx, reader, writer, &BTreeMap::new(), &Loss::default()).await;
                 if let SessionEnd::SinkClosed = end {
                     return;
                 }
@@ -204,7 +205,7 @@ async fn serve_reader(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) ->
     }
     let attributes = BTreeMap::from([("reader_addr".to_owned(), peer.ip().to_string())]);
     let (reader, writer) = stream.into_split();
-    let end = run_session(&ctx, reader, writer, &attributes).await;
+    let end = run_session(&ctx, reader, writer, &attributes, &Loss::default()).await;
     if !matches!(end, SessionEnd::SinkClosed) {
         info!(source, %peer, reason = %end, "scanner {source}: reader {peer} disconnected: {end}");
     }

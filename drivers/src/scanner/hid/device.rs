@@ -88,6 +88,26 @@ pub(crate) fn open(config: &HidConfig) -> Result<Opened, OpenError> {
     }
 }
 
+/// Opens `path` read-only and non-blocking: reading and grabbing need no more, and the service
+/// unit lets the agent read input devices, not write them.
+fn open_read_only(path: &Path) -> io::Result<File> {
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// `file` as an evdev device; `None` if it is not a character device of the input subsystem.
+fn input_device(file: File) -> io::Result<Option<Evdev>> {
+    let metadata = file.metadata()?;
+    if !metadata.file_type().is_char_device() || libc::major(metadata.rdev()) != INPUT_MAJOR {
+        return Ok(None);
+    }
+    // SAFETY: the descriptor is a character device of the input subsystem (major 13, checked
+    // just above), which is what the evdev ioctls are meant for.
+    Ok(Some(unsafe { Evdev::from_owned_fd(OwnedFd::from(file)) }))
+}
+
 fn open_path(path: &Path, grab: bool) -> Result<Opened, OpenError> {
     let open_error = |source| OpenError::Open {
         path: path.to_owned(),
@@ -98,16 +118,19 @@ fn open_path(path: &Path, grab: bool) -> Result<Opened, OpenError> {
         path: path.to_owned(),
         kind,
     };
-    let mut options = File::options();
-    options.read(true).custom_flags(libc::O_NONBLOCK);
     // A FIFO is opened read-write: it never sees an end of input when a writer leaves, and
     // opening it does not wait for a writer. Opening it read-only first, to look, could let a
     // waiting writer in and then leave it without a reader (SIGPIPE).
     if fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
-        let file = options.write(true).open(path).map_err(open_error)?;
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(open_error)?;
         return Ok(opened(file, Kind::Fifo));
     }
-    let file = options.open(path).map_err(open_error)?;
+    let file = open_read_only(path).map_err(open_error)?;
     let file_type = file.metadata().map_err(open_error)?.file_type();
     if file_type.is_char_device() {
         evdev(file, path, grab)
@@ -122,21 +145,14 @@ fn open_path(path: &Path, grab: bool) -> Result<Opened, OpenError> {
 
 /// Describes the input device `file`, grabbing it if asked.
 fn evdev(file: File, path: &Path, grab: bool) -> Result<Opened, OpenError> {
-    let rdev = file
-        .metadata()
+    let device = input_device(file)
         .map_err(|source| OpenError::Open {
             path: path.to_owned(),
             source,
         })?
-        .rdev();
-    if libc::major(rdev) != INPUT_MAJOR {
-        return Err(OpenError::NotInput {
+        .ok_or_else(|| OpenError::NotInput {
             path: path.to_owned(),
-        });
-    }
-    // SAFETY: the descriptor is a character device of the input subsystem (major 13, checked
-    // just above), which is what the evdev ioctls are meant for.
-    let device = unsafe { Evdev::from_owned_fd(OwnedFd::from(file)) };
+        })?;
     let query = |source| OpenError::Query {
         path: path.to_owned(),
         source,
@@ -170,14 +186,15 @@ fn evdev(file: File, path: &Path, grab: bool) -> Result<Opened, OpenError> {
 }
 
 /// The device has every letter key (a scanner's keyboard node, not its consumer-control or
-/// system-control node).
+/// system-control node). Letters are not one range of keycodes: they follow the rows of a
+/// keyboard, `KEY_Q` = 16 … `KEY_P`, `KEY_A` = 30 … `KEY_L`, `KEY_Z` = 44 … `KEY_M`.
 fn is_keyboard(device: &Evdev) -> io::Result<bool> {
     let keys = device.supported_keys()?;
-    Ok((Key::KEY_A.raw()..=Key::KEY_Z.raw())
-        .map(Key::from_raw)
-        .filter(|key| keys.contains(*key))
-        .count()
-        == 26)
+    let letters = [16..=25, 30..=38, 44..=50];
+    Ok(letters
+        .into_iter()
+        .flatten()
+        .all(|code| keys.contains(Key::from_raw(code))))
 }
 
 fn open_matching(wanted: &HidMatch, grab: bool) -> Result<Opened, OpenError> {
@@ -201,14 +218,10 @@ fn open_matching(wanted: &HidMatch, grab: bool) -> Result<Opened, OpenError> {
             skipped,
         });
     };
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(first)
-        .map_err(|source| OpenError::Open {
-            path: first.clone(),
-            source,
-        })?;
+    let file = open_read_only(first).map_err(|source| OpenError::Open {
+        path: first.clone(),
+        source,
+    })?;
     let mut opened = evdev(file, first, grab)?;
     if let Kind::Device { also_matching, .. } = &mut opened.kind {
         also_matching.extend(matching.iter().skip(1).cloned());
@@ -243,7 +256,9 @@ fn event_nodes() -> io::Result<Vec<(u32, PathBuf)>> {
 /// Vendor id, product id and name of the keyboard device at `path`; `None` for a device that is
 /// not a keyboard.
 fn describe(path: &Path) -> io::Result<Option<(u16, u16, String)>> {
-    let device = Evdev::open(path)?;
+    let Some(device) = input_device(open_read_only(path)?)? else {
+        return Ok(None);
+    };
     if !is_keyboard(&device)? {
         return Ok(None);
     }

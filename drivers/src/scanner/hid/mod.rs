@@ -36,7 +36,7 @@ use tokio::io::{AsyncRead, Interest, ReadBuf};
 use tracing::{debug, info, warn};
 
 use super::config::{HidConfig, HidDevice};
-use super::pipeline::{Context, SessionEnd, run_session};
+use super::pipeline::{Context, Loss, SessionEnd, run_session};
 use decoder::Decoder;
 use device::{Kind, Opened};
 use stream::KeyStream;
@@ -171,8 +171,9 @@ async fn session(config: &HidConfig, ctx: &Context, opened: Opened) -> SessionEn
             Err(e) => return SessionEnd::ReadFailed(e.into_parts().1),
         },
     };
-    let keys = KeyStream::new(reader, decoder, &ctx.source_id);
-    run_session(ctx, keys, tokio::io::sink(), &BTreeMap::new()).await
+    let loss = Loss::default();
+    let keys = KeyStream::new(reader, decoder, &ctx.source_id, loss.clone());
+    run_session(ctx, keys, tokio::io::sink(), &BTreeMap::new(), &loss).await
 }
 
 /// A non-blocking descriptor (evdev device or FIFO) read when epoll says it is readable.

@@ -6,6 +6,10 @@
 //! serial port, so framing (terminator, idle timeout, maximum length), no-read detection and
 //! submission are the same as for every other transport.
 //!
+//! Lost events (`SYN_DROPPED`: the kernel's buffer for this reader overflowed) are reported
+//! through the session's [`Loss`] just before the first bytes typed after the gap, so the code
+//! being typed becomes a malformed reading instead of a shorter code that may look valid.
+//!
 //! The record layout is the target's `libc::input_event`: a `struct timeval`, then `type: u16`,
 //! `code: u16`, `value: i32`, 24 bytes on 64-bit Linux and 16 on 32-bit ARM. A read may return
 //! part of a record (a FIFO does not keep record boundaries); the rest is kept for the next.
@@ -19,6 +23,11 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tracing::{debug, warn};
 
 use super::decoder::{Decoder, InputEvent, Note};
+use crate::scanner::pipeline::Loss;
+
+/// Why a frame is malformed after the kernel dropped key events.
+pub const EVENTS_LOST: &str =
+    "key events were lost while this code was typed (SYN_DROPPED: the agent read too slowly)";
 
 /// Bytes of one `struct input_event` on this target.
 pub const RECORD_SIZE: usize = size_of::<libc::input_event>();
@@ -64,11 +73,16 @@ pub struct KeyStream<R> {
     /// Typed bytes not yet handed to the reader, from `out_at` on.
     out: Vec<u8>,
     out_at: usize,
+    /// Where lost events are reported.
+    loss: Loss,
+    /// Events were lost after the bytes in `out`: report it once they are handed out.
+    gap_after_out: bool,
 }
 
 impl<R: AsyncRead + Unpin> KeyStream<R> {
-    /// Decodes the records read from `inner` with `decoder`; `source` names the source in logs.
-    pub fn new(inner: R, decoder: Decoder, source: &str) -> KeyStream<R> {
+    /// Decodes the records read from `inner` with `decoder`; `source` names the source in logs,
+    /// `loss` hears about dropped events.
+    pub(crate) fn new(inner: R, decoder: Decoder, source: &str, loss: Loss) -> KeyStream<R> {
         KeyStream {
             inner,
             decoder,
@@ -77,30 +91,39 @@ impl<R: AsyncRead + Unpin> KeyStream<R> {
             filled: 0,
             out: Vec::new(),
             out_at: 0,
+            loss,
+            gap_after_out: false,
         }
     }
 
-    /// Decodes every whole record in `raw` into `out`, keeping a partial one for later.
+    /// Decodes the whole records in `raw` into `out`, keeping a partial one for later. Stops
+    /// after `SYN_DROPPED` if bytes typed before it are waiting, so that they are handed out
+    /// before the loss is reported.
     fn decode(&mut self) {
-        let whole = self.filled - self.filled % RECORD_SIZE;
-        for record in self.raw[..whole].chunks_exact(RECORD_SIZE) {
-            let event = parse_record(record);
+        let mut used = 0;
+        while self.filled - used >= RECORD_SIZE {
+            let event = parse_record(&self.raw[used..used + RECORD_SIZE]);
+            used += RECORD_SIZE;
             match self.decoder.feed(event, &mut self.out) {
                 None => {}
-                Some(Note::EventsLost) => warn!(
-                    source = %self.source,
-                    "scanner {}: the kernel dropped key events (SYN_DROPPED); the code being \
-                     typed may be incomplete",
-                    self.source
-                ),
+                Some(Note::EventsLost) => {
+                    warn!(source = %self.source,
+                        "scanner {}: the kernel dropped key events (SYN_DROPPED); the code being \
+                         typed is reported as malformed", self.source);
+                    if self.out_at < self.out.len() {
+                        self.gap_after_out = true;
+                        break;
+                    }
+                    self.loss.report(EVENTS_LOST.into());
+                }
                 Some(Note::Ignored { code }) => debug!(
                     source = %self.source, code,
                     "scanner {}: key {code} types nothing here; ignored", self.source
                 ),
             }
         }
-        self.raw.copy_within(whole..self.filled, 0);
-        self.filled -= whole;
+        self.raw.copy_within(used..self.filled, 0);
+        self.filled -= used;
     }
 }
 
@@ -116,6 +139,14 @@ impl<R: AsyncRead + Unpin> AsyncRead for KeyStream<R> {
         while this.out_at == this.out.len() {
             this.out.clear();
             this.out_at = 0;
+            if std::mem::take(&mut this.gap_after_out) {
+                this.loss.report(EVENTS_LOST.into());
+            }
+            // Whole records left by a stop at SYN_DROPPED come before anything new.
+            if this.filled >= RECORD_SIZE {
+                this.decode();
+                continue;
+            }
             let mut raw = ReadBuf::new(&mut this.raw[this.filled..]);
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut raw))?;
             let read = raw.filled().len();
@@ -201,7 +232,7 @@ mod tests {
             at = end;
         }
         let decoder = Decoder::new(Layout::Us, b"\r\n");
-        let mut keys = KeyStream::new(Chunks(chunks), decoder, "test");
+        let mut keys = KeyStream::new(Chunks(chunks), decoder, "test", Loss::default());
         let mut typed = Vec::new();
         keys.read_to_end(&mut typed).await.unwrap();
         assert_eq!(
@@ -217,7 +248,7 @@ mod tests {
         let release = Keys::default().event(KEY_LEFTSHIFT, 0).records();
         let chunks = VecDeque::from([shift, a, release, b"partial".to_vec()]);
         let decoder = Decoder::new(Layout::Us, b"\r");
-        let mut keys = KeyStream::new(Chunks(chunks), decoder, "test");
+        let mut keys = KeyStream::new(Chunks(chunks), decoder, "test", Loss::default());
         let mut buf = [0; 16];
         assert_eq!(
             keys.read(&mut buf).await.unwrap(),
@@ -227,5 +258,30 @@ mod tests {
         assert_eq!(&buf[..1], b"A");
         // Shift released, then input ends inside a record: the end of input.
         assert_eq!(keys.read(&mut buf).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn dropped_events_are_reported_between_the_bytes_before_and_after() {
+        let before = Keys::default().taps(&[KEY_A, KEY_B]).records();
+        let dropped = encode_record(InputEvent {
+            kind: crate::scanner::hid::decoder::EV_SYN,
+            code: crate::scanner::hid::decoder::SYN_DROPPED,
+            value: 0,
+        });
+        let after = Keys::default().tap(KEY_C).enter().records();
+        // All in one read: the stream must still stop at the gap.
+        // The kernel's SYN_DROPPED is followed by the rest of a packet, up to SYN_REPORT.
+        let report = encode_record(InputEvent::report());
+        let chunk = [before, dropped, report, after].concat();
+        let loss = Loss::default();
+        let decoder = Decoder::new(Layout::Us, b"\r");
+        let mut keys = KeyStream::new(Chunks(VecDeque::from([chunk])), decoder, "t", loss.clone());
+        let mut buf = [0; 16];
+        let n = keys.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"ab");
+        assert_eq!(loss.take(), None, "not yet: `ab` came before the gap");
+        let n = keys.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"c\r");
+        assert_eq!(loss.take().as_deref(), Some(EVENTS_LOST));
     }
 }

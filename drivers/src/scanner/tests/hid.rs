@@ -12,6 +12,8 @@ use nix::sys::stat::Mode;
 use super::kit::*;
 use crate::reading::ReadingKind;
 use crate::scanner::ScannerConfig;
+use crate::scanner::hid::decoder::{EV_SYN, InputEvent, SYN_DROPPED};
+use crate::scanner::hid::stream::{EVENTS_LOST, encode_record};
 use crate::scanner::hid::testkeys::*;
 
 fn hid_config(device: &Path, extra: &str) -> ScannerConfig {
@@ -160,5 +162,39 @@ async fn a_device_that_is_not_there_is_looked_for_without_spinning() {
     fifo.type_keys(Keys::default().shifted(&[KEY_A]).tap(KEY_1).enter(), &[24])
         .await;
     agent.commit_code("A1").await;
+    driver.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_that_lost_key_events_becomes_a_malformed_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fifo = Fifo::create(dir.path().join("scanner.fifo"));
+    let (mut agent, sink) = Agent::new(16);
+    let driver = Driver::start(hid_config(&fifo.path, ""), sink);
+
+    // `0109` typed, then the kernel's buffer overflowed: the rest of the code is `2`.
+    let before = Keys::default().taps(&digits("0109"));
+    let after = Keys::default()
+        .taps(&digits("2"))
+        .enter()
+        .shifted(&[KEY_A])
+        .enter();
+    let mut records = before.records();
+    records.extend(encode_record(InputEvent {
+        kind: EV_SYN,
+        code: SYN_DROPPED,
+        value: 0,
+    }));
+    records.extend(encode_record(InputEvent::report()));
+    records.extend(after.records());
+    fifo.file.write_all(&records).unwrap();
+
+    agent
+        .expect(ReadingKind::Malformed {
+            bytes: b"01092".to_vec(),
+            reason: EVENTS_LOST.into(),
+        })
+        .await;
+    agent.commit_code("A").await;
     driver.stop().await;
 }
