@@ -47,7 +47,7 @@ fn check_sources(text: &str, origin: &str) -> usize {
 #[test]
 fn sample_toml_parses_and_validates() {
     let text = std::fs::read_to_string(scanner_dir().join("sample.toml")).unwrap();
-    assert_eq!(check_sources(&text, "sample.toml"), 3);
+    assert_eq!(check_sources(&text, "sample.toml"), 4);
 }
 
 /// The ```toml blocks of the README.
