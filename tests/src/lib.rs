@@ -9,6 +9,8 @@
 //! - [`agent`]: `tracegate run` as a child process with its config and queue in a temporary
 //!   folder; `tracegate check` and `tracegate queue stats --json`.
 //! - [`reader`]: the test as a barcode reader: a pseudo-terminal pair or TCP, either direction.
+//! - [`plc`]: the test as a PLC: an in-process Modbus TCP or RTU (pty) server with the code
+//!   handshake's register map, recording reads and writes.
 //! - [`delivery`]: what a consumer can prove: schema-valid payloads, byte-identical copies,
 //!   complete seqs, order per source.
 //! - [`wait`]: bounded waiting, free ports, and the per-test ceiling [`bounded`].
@@ -20,6 +22,7 @@
 pub mod agent;
 pub mod delivery;
 pub mod mosquitto;
+pub mod plc;
 pub mod process;
 pub mod reader;
 pub mod subscriber;
