@@ -24,7 +24,7 @@ const SINK_CAPACITY: usize = 64;
 
 /// Runs the agent until a stop signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.store.path, config.store.limits())?;
+    let store = Store::open(&config.store.path, config.limits())?;
     let stats = store.stats()?;
     tracing::info!(
         path = %config.store.path.display(),
@@ -40,6 +40,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.store.commit_window,
         config.store.commit_batch,
         metrics.clone(),
+        config
+            .confirm
+            .enabled
+            .then_some(config.confirm.republish_after),
     );
 
     let (stop_sources, sources_shutdown) = Shutdown::new();
@@ -94,6 +98,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ready: AtomicBool::new(false),
         context,
         context_config: config.context.clone(),
+        confirm_alarm_after: config.confirm.enabled.then_some(config.confirm.alarm_after),
     });
     drop(queue);
 

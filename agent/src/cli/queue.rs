@@ -97,10 +97,7 @@ pub fn run(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
 }
 
 fn open(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::open_existing(
-        &config.store.path,
-        config.store.limits(),
-    )?)
+    Ok(Store::open_existing(&config.store.path, config.limits())?)
 }
 
 /// A time given as RFC 3339 or as a duration before now, in ms since the epoch.
@@ -135,7 +132,7 @@ fn dump(config: &Config, filter: &ScanFilter) -> anyhow::Result<()> {
             serde_json::from_slice(&row.payload).unwrap_or(serde_json::Value::Null);
         let line = serde_json::json!({
             "seq": row.seq,
-            "state": if row.published { "published" } else { "queued" },
+            "state": row.state,
             "published_ms": row.published_ms,
             "topic": row.topic,
             "event": event,
@@ -185,7 +182,7 @@ fn stats(config: &Config, json: bool) -> anyhow::Result<()> {
     let age_ms = s
         .oldest_captured_ms
         .map(|t| (epoch_ms(SystemTime::now()) - t).max(0));
-    let full = s.depth >= s.max_events || s.bytes >= s.max_bytes;
+    let full = s.depth + s.awaiting >= s.max_events || s.bytes + s.awaiting_bytes >= s.max_bytes;
     if json {
         let mut v = serde_json::to_value(&s)?;
         v["oldest_age_ms"] = age_ms.into();

@@ -30,6 +30,12 @@ pub(super) fn check(config: &mut Config, p: &mut Problems<'_>) {
     }
     check_store(config, p);
     check_context(config, p);
+    if config.confirm.republish_after < Duration::from_secs(1) {
+        p.add(
+            "confirm.republish_after",
+            "republish_after must be at least 1s",
+        );
+    }
     if let Some(listen) = &config.ops.listen {
         if listen.parse::<std::net::SocketAddr>().is_err() {
             p.add(

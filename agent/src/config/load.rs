@@ -10,8 +10,8 @@ use tracegate_drivers::scanner::ScannerConfig;
 
 use super::locate::{line_at, line_of};
 use super::{
-    AgentSection, Config, ContextConfig, DriverConfig, MqttConfig, OpsConfig, SourceCommon,
-    SourceConfig, StoreConfig, Validation,
+    AgentSection, Config, ConfirmConfig, ContextConfig, DriverConfig, MqttConfig, OpsConfig,
+    SourceCommon, SourceConfig, StoreConfig, Validation,
 };
 use crate::simulator::SimulatorConfig;
 
@@ -104,6 +104,8 @@ struct RawFile {
     #[serde(default)]
     context: ContextConfig,
     #[serde(default)]
+    confirm: ConfirmConfig,
+    #[serde(default)]
     sources: Vec<toml::Table>,
 }
 
@@ -184,6 +186,7 @@ fn parse(text: &str, file: &Path, problems: &mut Problems<'_>) -> Option<Config>
         mqtt: raw.mqtt,
         ops: raw.ops,
         context: raw.context,
+        confirm: raw.confirm,
         sources,
         hash: hex(&Sha256::digest(text.as_bytes())),
     };

@@ -37,6 +37,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub ops: OpsConfig,
     pub context: ContextConfig,
+    pub confirm: ConfirmConfig,
     pub sources: Vec<SourceConfig>,
     /// SHA-256 of the file's bytes, hex; reported in the retained status so an operator can
     /// see which configuration a gateway runs.
@@ -105,8 +106,18 @@ pub struct StoreConfig {
     pub retain_age: Duration,
 }
 
-impl StoreConfig {
+impl Config {
     /// The queue's limits.
+    pub fn limits(&self) -> crate::queue::Limits {
+        crate::queue::Limits {
+            confirm: self.confirm.enabled,
+            ..self.store.limits()
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The queue's limits, without consumer confirmation.
     pub fn limits(&self) -> crate::queue::Limits {
         crate::queue::Limits {
             max_events: self.max_events,
@@ -115,6 +126,7 @@ impl StoreConfig {
             retain_events: self.retain_events,
             retain_bytes: self.retain_bytes.as_u64(),
             retain_age: self.retain_age,
+            confirm: false,
         }
     }
 }
@@ -230,6 +242,42 @@ pub struct ContextConfig {
     /// `st20 = ["work_order"]`. Default: none.
     #[serde(default)]
     pub stations: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `[confirm]`: delivery confirmed by the consumer. A PUBACK only says the broker took an
+/// event; with this on, the ERP/MES confirms on `<prefix>/ack` and the agent keeps (and
+/// eventually republishes) every event until it is confirmed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmConfig {
+    /// Turn consumer confirmation on. Default false (an event is delivered at its PUBACK).
+    #[serde(default)]
+    pub enabled: bool,
+    /// A published event not confirmed this long after its PUBACK is published again (same
+    /// id, seq and bytes). Default "5m".
+    #[serde(default = "default_republish_after", with = "humantime_serde")]
+    pub republish_after: Duration,
+    /// Raise an alarm (status, heartbeat, metric, log) when the oldest unconfirmed event was
+    /// published longer ago than this. Default "15m".
+    #[serde(default = "default_alarm_after", with = "humantime_serde")]
+    pub alarm_after: Duration,
+}
+
+impl Default for ConfirmConfig {
+    fn default() -> Self {
+        ConfirmConfig {
+            enabled: false,
+            republish_after: default_republish_after(),
+            alarm_after: default_alarm_after(),
+        }
+    }
+}
+
+fn default_republish_after() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_alarm_after() -> Duration {
+    Duration::from_secs(900)
 }
 
 /// The MQTT protocol version.

@@ -62,6 +62,15 @@ pub struct Metrics {
     pub disk_write_bytes: Gauge,
     /// Context commands from MES, by result (accepted, rejected).
     pub context_commands: Family<ResultLabel, Counter>,
+    /// Events confirmed by the consumer ([confirm] mode).
+    pub confirmed: Counter,
+    /// PUBACK → consumer confirmation.
+    pub confirmation_lag: Histogram,
+    /// Events published again because the consumer did not confirm them in time.
+    pub republished_unconfirmed: Counter,
+    /// Published events waiting for confirmation, and the age of the oldest.
+    pub awaiting_confirmation: Gauge,
+    pub oldest_unconfirmed_age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -88,6 +97,11 @@ impl Metrics {
             device_connected: Family::default(),
             disk_write_bytes: Gauge::default(),
             context_commands: Family::default(),
+            confirmed: Counter::default(),
+            confirmation_lag: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            republished_unconfirmed: Counter::default(),
+            awaiting_confirmation: Gauge::default(),
+            oldest_unconfirmed_age_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -180,6 +194,31 @@ impl Metrics {
             "context_commands",
             "Line context commands from MES, by result",
             m.context_commands.clone(),
+        );
+        r.register(
+            "events_confirmed",
+            "Events confirmed by the consumer",
+            m.confirmed.clone(),
+        );
+        r.register(
+            "confirmation_lag_seconds",
+            "Broker acknowledgement to consumer confirmation",
+            m.confirmation_lag.clone(),
+        );
+        r.register(
+            "events_republished_unconfirmed",
+            "Events published again for want of a confirmation",
+            m.republished_unconfirmed.clone(),
+        );
+        r.register(
+            "queue_awaiting_confirmation_events",
+            "Published events waiting for the consumer's confirmation",
+            m.awaiting_confirmation.clone(),
+        );
+        r.register(
+            "queue_oldest_unconfirmed_age_seconds",
+            "Time since the oldest unconfirmed event was published",
+            m.oldest_unconfirmed_age_seconds.clone(),
         );
         Metrics { registry, ..m }
     }

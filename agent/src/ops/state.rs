@@ -54,6 +54,8 @@ pub struct AgentState {
     pub context: Arc<ContextBook>,
     /// Which context keys MES may set.
     pub context_config: ContextConfig,
+    /// [confirm] mode: alarm when the oldest unconfirmed event is older than this.
+    pub confirm_alarm_after: Option<std::time::Duration>,
 }
 
 /// The `status` document.
@@ -209,6 +211,14 @@ impl AgentState {
                     .unwrap_or_default()
             ));
         }
+        if let (Some(limit), Some(age)) = (self.confirm_alarm_after, unconfirmed_age_secs(&stats)) {
+            if age > limit.as_secs_f64() {
+                alarms.push(format!(
+                    "the consumer has not confirmed {} events; the oldest was published {age:.0}s ago",
+                    stats.awaiting
+                ));
+            }
+        }
         for s in &sources {
             if s.device == "disconnected" {
                 alarms.push(format!("source {} has lost its device", s.id));
@@ -257,6 +267,12 @@ impl AgentState {
 fn oldest_age_secs(stats: &Stats) -> Option<f64> {
     stats
         .oldest_captured_ms
+        .map(|t| ((epoch_ms(SystemTime::now()) - t).max(0)) as f64 / 1000.0)
+}
+
+fn unconfirmed_age_secs(stats: &Stats) -> Option<f64> {
+    stats
+        .oldest_awaiting_published_ms
         .map(|t| ((epoch_ms(SystemTime::now()) - t).max(0)) as f64 / 1000.0)
 }
 

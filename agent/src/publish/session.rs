@@ -12,6 +12,7 @@ use super::inflight::{Carried, InFlight};
 use super::link::{Client, NetEvent, Props, Protocol, Qos};
 use super::{Ended, Publisher, commands, heartbeat};
 use crate::ops::metrics::SourceLabel;
+use crate::queue::Confirmation;
 
 /// How a clean stop waits for outstanding acknowledgements.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -45,6 +46,10 @@ impl<'a> Session<'a> {
 
     fn command_topic(&self) -> String {
         format!("{}/cmd/context", self.publisher.prefix)
+    }
+
+    fn ack_topic(&self) -> String {
+        format!("{}/ack", self.publisher.prefix)
     }
 
     /// Runs until the connection is lost (Err with the reason) or shutdown (Ok).
@@ -232,6 +237,10 @@ impl<'a> Session<'a> {
                         reason,
                         handshake: false,
                     })?;
+                } else if incoming.topic == self.ack_topic()
+                    && self.publisher.config.confirm.enabled
+                {
+                    self.confirm(&incoming.payload).await;
                 } else {
                     tracing::debug!(topic = %incoming.topic, "message on an unexpected topic ignored");
                 }
@@ -254,6 +263,17 @@ impl<'a> Session<'a> {
             }
         }
         Ok(Vec::new())
+    }
+
+    /// A consumer's confirmation: stored before the MQTT message is acknowledged.
+    async fn confirm(&self, payload: &[u8]) {
+        match Confirmation::parse(payload) {
+            Ok(c) => match self.publisher.queue.confirm(c).await {
+                Ok(done) => tracing::debug!(confirmed = done.count, "consumer confirmation"),
+                Err(e) => tracing::error!(error = %e, "cannot store a consumer confirmation"),
+            },
+            Err(reason) => tracing::warn!(%reason, "consumer confirmation ignored"),
+        }
     }
 
     /// Clean stop: offline status, a short wait for outstanding acknowledgements, disconnect.

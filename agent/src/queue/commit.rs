@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::store::{Limits, PUBLISHED, QUEUED, ScanFilter, Store, StoreError, Totals};
+use super::store::{Limits, QUEUED, ScanFilter, Store, StoreError, Totals};
 use crate::config::Overflow;
 use crate::event::{Event, Kind};
 
@@ -67,7 +67,7 @@ impl Store {
         let mut t = self.totals;
         let mut out = Committed::default();
         let mut handovers: HashMap<String, (String, u64, bool)> = HashMap::new();
-        mark_delivered(&tx, &mut t, delivered, limits.retain_events > 0, now_ms)?;
+        mark_delivered(&tx, &mut t, delivered, &limits, now_ms)?;
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO events (seq, id, source, topic, captured_ms, bytes, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -138,29 +138,32 @@ impl Store {
         Ok(out)
     }
 
-    /// Marks retained events queued again so the publisher sends them once more (same id, seq
-    /// and bytes). Returns how many.
+    /// Marks delivered (and, in [confirm] mode, confirmed) events queued again so the
+    /// publisher sends them once more (same id, seq and bytes). Returns how many.
     pub fn replay(&mut self, filter: &ScanFilter) -> Result<u64, StoreError> {
         let n = self.conn.execute(
-            "UPDATE events SET state = ?1, published_ms = NULL WHERE state = ?2 AND seq >= ?3 AND captured_ms >= ?4",
-            params![QUEUED, PUBLISHED, filter.from_seq, filter.since_ms],
+            "UPDATE events SET state = ?1, published_ms = NULL WHERE state > ?1 AND seq >= ?2 AND captured_ms >= ?3",
+            params![QUEUED, filter.from_seq, filter.since_ms],
         )?;
         self.load_totals()?;
         Ok(n as u64)
     }
 }
 
+/// The broker acknowledged `seqs`: they wait for confirmation ([confirm] mode), are retained
+/// for replay, or are deleted (retention off).
 fn mark_delivered(
     tx: &Transaction<'_>,
     t: &mut Totals,
     seqs: &[u64],
-    retain: bool,
+    l: &Limits,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     if seqs.is_empty() {
         return Ok(());
     }
-    let sql = if retain {
+    let keep = l.confirm || l.retain_events > 0;
+    let sql = if keep {
         "UPDATE events SET state = 1, published_ms = ?2 WHERE seq = ?1 AND state = 0 RETURNING bytes"
     } else {
         "DELETE FROM events WHERE seq = ?1 AND state = 0 AND ?2 = ?2 RETURNING bytes"
@@ -173,7 +176,10 @@ fn mark_delivered(
         {
             t.depth -= 1;
             t.bytes -= b;
-            if retain {
+            if l.confirm {
+                t.awaiting += 1;
+                t.awaiting_bytes += b;
+            } else if keep {
                 t.retained += 1;
                 t.retained_bytes += b;
             }
@@ -190,8 +196,9 @@ fn set_meta(tx: &Transaction<'_>, key: &str, value: u64) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// Ensures an event of `len` bytes fits: under `drop_oldest` deletes the oldest queued
-/// events; under `block` answers false when it does not fit.
+/// Ensures an event of `len` bytes fits: under `drop_oldest` deletes the oldest undelivered
+/// events (queued, or waiting for confirmation); under `block` answers false when it does not
+/// fit.
 fn make_room(
     tx: &Transaction<'_>,
     l: &Limits,
@@ -199,29 +206,44 @@ fn make_room(
     len: u64,
     dropped: &mut u64,
 ) -> rusqlite::Result<bool> {
-    let fits = |t: &Totals| t.depth < l.max_events && t.bytes + len <= l.max_bytes;
-    let mut oldest =
-        tx.prepare_cached("DELETE FROM events WHERE seq = (SELECT min(seq) FROM events WHERE state = 0) RETURNING bytes")?;
-    while !fits(t) && l.overflow == Overflow::DropOldest && t.depth > 0 {
-        let b: u64 = oldest.query_row([], |r| r.get(0))?;
-        t.depth -= 1;
-        t.bytes -= b;
+    let fits = |t: &Totals| {
+        t.depth + t.awaiting < l.max_events && t.bytes + t.awaiting_bytes + len <= l.max_bytes
+    };
+    let mut oldest_queued = tx.prepare_cached(
+        "DELETE FROM events WHERE seq = (SELECT min(seq) FROM events WHERE state = 0) RETURNING bytes",
+    )?;
+    let mut oldest_awaiting = tx.prepare_cached(
+        "DELETE FROM events WHERE seq = (SELECT min(seq) FROM events WHERE state = 1) RETURNING bytes",
+    )?;
+    while !fits(t) && l.overflow == Overflow::DropOldest && t.depth + t.awaiting > 0 {
+        // Waiting rows are older than queued ones (they were published first).
+        if t.awaiting > 0 {
+            let b: u64 = oldest_awaiting.query_row([], |r| r.get(0))?;
+            t.awaiting -= 1;
+            t.awaiting_bytes -= b;
+        } else {
+            let b: u64 = oldest_queued.query_row([], |r| r.get(0))?;
+            t.depth -= 1;
+            t.bytes -= b;
+        }
         *dropped += 1;
     }
     Ok(fits(t))
 }
 
 /// Deletes retained (delivered) events beyond the retention's count, bytes or age.
-fn prune_retained(
+pub(super) fn prune_retained(
     tx: &Transaction<'_>,
     l: &Limits,
     t: &mut Totals,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let oldest_allowed = now_ms - l.retain_age.as_millis() as i64;
-    let mut oldest = tx.prepare_cached(
-        "SELECT seq, bytes, coalesce(published_ms, 0) FROM events WHERE state = 1 ORDER BY seq LIMIT 1",
-    )?;
+    // The state is written into the SQL so the partial index on it can serve the query.
+    let mut oldest = tx.prepare_cached(&format!(
+        "SELECT seq, bytes, coalesce(published_ms, 0) FROM events WHERE state = {} ORDER BY seq LIMIT 1",
+        l.retained_state()
+    ))?;
     let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
     while t.retained > 0 {
         let Some((seq, b, published_ms)) = oldest

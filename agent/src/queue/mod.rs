@@ -45,10 +45,12 @@
 //! [`Queue`] handle.
 
 mod commit;
+pub mod confirm;
 pub mod store;
 mod writer;
 
 pub use commit::{Accepted, Committed, NewEvent};
+pub use confirm::{Confirmation, Confirmed};
 pub use store::{Limits, Row, ScanFilter, ScannedRow, Stats, Store, StoreError};
 pub use writer::{Queue, QueueClosed, spawn};
 

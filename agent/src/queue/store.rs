@@ -22,11 +22,13 @@ CREATE TABLE IF NOT EXISTS events (
     captured_ms  INTEGER NOT NULL,    -- capture time, ms since the epoch
     bytes        INTEGER NOT NULL,    -- length(payload), kept for the byte limits
     payload      BLOB    NOT NULL,    -- the exact JSON published, on every attempt
-    state        INTEGER NOT NULL DEFAULT 0, -- 0 queued, 1 published (broker acknowledged)
+    state        INTEGER NOT NULL DEFAULT 0, -- 0 queued, 1 published (broker acknowledged),
+                                      -- 2 confirmed (by the consumer, [confirm] mode)
     published_ms INTEGER              -- when the broker acknowledged it
 );
 CREATE INDEX IF NOT EXISTS events_queued ON events (seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS events_published ON events (seq) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS events_confirmed ON events (seq) WHERE state = 2;
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -47,6 +49,7 @@ CREATE TABLE IF NOT EXISTS handovers (
 /// Row states.
 pub const QUEUED: i64 = 0;
 pub const PUBLISHED: i64 = 1;
+pub const CONFIRMED: i64 = 2;
 
 /// Errors of the queue's storage.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,16 @@ pub struct Limits {
     pub retain_events: u64,
     pub retain_bytes: u64,
     pub retain_age: Duration,
+    /// Consumer confirmation ([confirm]): published events wait for it (and count against
+    /// `max_events`/`max_bytes`); confirmed ones are the retained.
+    pub confirm: bool,
+}
+
+impl Limits {
+    /// The state of the rows kept for replay.
+    pub fn retained_state(&self) -> i64 {
+        if self.confirm { CONFIRMED } else { PUBLISHED }
+    }
 }
 
 /// A committed event as the publisher sends it.
@@ -112,6 +125,11 @@ pub struct Stats {
     /// Delivered events kept for replay, and their bytes.
     pub retained: u64,
     pub retained_bytes: u64,
+    /// Published events waiting for the consumer's confirmation ([confirm] mode), their
+    /// bytes, and when the oldest of them was published (ms since the epoch).
+    pub awaiting: u64,
+    pub awaiting_bytes: u64,
+    pub oldest_awaiting_published_ms: Option<i64>,
     pub max_events: u64,
     pub max_bytes: u64,
 }
@@ -121,6 +139,8 @@ pub struct Stats {
 pub(super) struct Totals {
     pub depth: u64,
     pub bytes: u64,
+    pub awaiting: u64,
+    pub awaiting_bytes: u64,
     pub retained: u64,
     pub retained_bytes: u64,
     pub next_seq: u64,
@@ -204,8 +224,24 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
         };
+        if self.limits.confirm {
+            // Confirmations by id, and the oldest unconfirmed publication, stay cheap at any size.
+            self.conn.execute_batch(
+                "CREATE INDEX IF NOT EXISTS events_id ON events (id);
+                 CREATE INDEX IF NOT EXISTS events_awaiting ON events (published_ms) WHERE state = 1;",
+            )?;
+        } else {
+            // Left from a time with [confirm] on: without it they are simply delivered.
+            self.conn
+                .execute("UPDATE events SET state = 1 WHERE state = 2", [])?;
+        }
         let (depth, bytes) = count(QUEUED)?;
-        let (retained, retained_bytes) = count(PUBLISHED)?;
+        let (awaiting, awaiting_bytes) = if self.limits.confirm {
+            count(PUBLISHED)?
+        } else {
+            (0, 0)
+        };
+        let (retained, retained_bytes) = count(self.limits.retained_state())?;
         let max_seq: Option<u64> = self
             .conn
             .query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
@@ -220,6 +256,8 @@ impl Store {
         self.totals = Totals {
             depth,
             bytes,
+            awaiting,
+            awaiting_bytes,
             retained,
             retained_bytes,
             next_seq: next_meta.max(max_seq.map_or(1, |m| m + 1)).max(1),
@@ -235,7 +273,14 @@ impl Store {
 
     /// True when the queue is at a limit.
     pub fn is_full(&self) -> bool {
-        self.totals.depth >= self.limits.max_events || self.totals.bytes >= self.limits.max_bytes
+        let t = &self.totals;
+        t.depth + t.awaiting >= self.limits.max_events
+            || t.bytes + t.awaiting_bytes >= self.limits.max_bytes
+    }
+
+    /// Published events still waiting for the consumer's confirmation.
+    pub fn awaiting(&self) -> u64 {
+        self.totals.awaiting
     }
 
     /// The overflow policy.
@@ -270,8 +315,23 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
+        let oldest_awaiting: Option<i64> = if self.totals.awaiting > 0 {
+            self.conn
+                .query_row(
+                    "SELECT min(published_ms) FROM events WHERE state = 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten()
+        } else {
+            None
+        };
         let t = self.totals;
         Ok(Stats {
+            awaiting: t.awaiting,
+            awaiting_bytes: t.awaiting_bytes,
+            oldest_awaiting_published_ms: oldest_awaiting,
             depth: t.depth,
             bytes: t.bytes,
             oldest_seq: oldest.map(|o| o.0),
@@ -309,7 +369,11 @@ impl Store {
             let state: i64 = r.get(1)?;
             let row = ScannedRow {
                 seq: r.get(0)?,
-                published: state == PUBLISHED,
+                state: match state {
+                    QUEUED => "queued",
+                    PUBLISHED => "published",
+                    _ => "confirmed",
+                },
                 published_ms: r.get(2)?,
                 topic: r.get(3)?,
                 payload: r.get(4)?,
@@ -371,7 +435,8 @@ pub struct ScanFilter {
 #[derive(Debug, Clone)]
 pub struct ScannedRow {
     pub seq: u64,
-    pub published: bool,
+    /// "queued", "published" or "confirmed".
+    pub state: &'static str,
     pub published_ms: Option<i64>,
     pub topic: String,
     pub payload: Vec<u8>,

@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 use tracegate_drivers::Verdict;
 use uuid::Uuid;
 
-use super::{Limits, NewEvent, Store};
+use super::{Confirmation, Limits, NewEvent, Store};
 use crate::config::Overflow;
 use crate::event::{Code, Event, Kind};
 
@@ -49,6 +49,7 @@ fn limits(max_events: u64, overflow: Overflow) -> Limits {
         retain_events: 0,
         retain_bytes: 0,
         retain_age: Duration::ZERO,
+        confirm: false,
     }
 }
 
@@ -177,7 +178,13 @@ fn a_rolled_back_transaction_leaves_nothing_behind() {
 async fn writer_answers_only_after_commit_and_holds_back_when_full() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("q.db"), limits(2, Overflow::Block)).unwrap();
-    let (queue, writer) = super::spawn(store, Duration::from_millis(2), 16, Default::default());
+    let (queue, writer) = super::spawn(
+        store,
+        Duration::from_millis(2),
+        16,
+        Default::default(),
+        None,
+    );
     let mut verdicts = Vec::new();
     for name in ["a", "b", "c"] {
         let (tx, rx) = oneshot::channel();
@@ -221,7 +228,13 @@ async fn fetch_skips_rows_whose_delete_is_not_yet_committed() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("q.db"), limits(100, Overflow::Block)).unwrap();
     // A long window so the delete stays pending while we fetch.
-    let (queue, _writer) = super::spawn(store, Duration::from_millis(300), 1, Default::default());
+    let (queue, _writer) = super::spawn(
+        store,
+        Duration::from_millis(300),
+        1,
+        Default::default(),
+        None,
+    );
     for name in ["a", "b"] {
         let (tx, rx) = oneshot::channel();
         queue.append(event(name), tx).await.unwrap();
@@ -275,4 +288,82 @@ fn a_handover_committed_before_a_crash_is_not_committed_twice() {
             .seqs(),
         [4]
     );
+}
+
+fn confirm_limits(max_events: u64) -> Limits {
+    Limits {
+        confirm: true,
+        retain_events: 100,
+        retain_bytes: 1 << 20,
+        retain_age: Duration::from_secs(3600),
+        ..limits(max_events, Overflow::Block)
+    }
+}
+
+#[test]
+fn in_confirm_mode_a_puback_is_not_the_end_and_unconfirmed_events_still_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("q.db"), confirm_limits(3)).unwrap();
+    s.commit(&mut [event("a"), event("b"), event("c")], &[], NOW).unwrap();
+    s.commit(&mut [], &[1, 2, 3], NOW).unwrap();
+    let st = s.stats().unwrap();
+    assert_eq!((st.depth, st.awaiting, st.retained), (0, 3, 0));
+    assert_eq!(st.oldest_awaiting_published_ms, Some(NOW));
+    // Waiting for confirmation still holds room: the queue is full.
+    assert!(s.is_full());
+    assert!(s.commit(&mut [event("d")], &[], NOW).unwrap().accepted.is_empty());
+    // Confirmation frees it and measures the lag from the PUBACK.
+    let c = Confirmation { seqs: vec![(1, 2)], ..Default::default() };
+    let done = s.confirm(&c, NOW + 1500).unwrap();
+    assert_eq!(done.count, 2);
+    assert_eq!(done.lags_ms, [1500, 1500]);
+    let st = s.stats().unwrap();
+    assert_eq!((st.awaiting, st.retained), (1, 2));
+    assert_eq!(s.commit(&mut [event("d")], &[], NOW).unwrap().seqs(), [4]);
+}
+
+#[test]
+fn confirmations_by_id_and_up_to_and_repeats_are_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("q.db"), confirm_limits(100)).unwrap();
+    let mut batch = [event("a"), event("b"), event("c"), event("d")];
+    s.commit(&mut batch, &[], NOW).unwrap();
+    let id_of_c = batch[2].event.id.to_string();
+    s.commit(&mut [], &[1, 2, 3, 4], NOW).unwrap();
+    let by_id = Confirmation { ids: vec![id_of_c, "not-an-id".into()], ..Default::default() };
+    assert_eq!(s.confirm(&by_id, NOW).unwrap().count, 1);
+    let up_to = Confirmation { up_to: Some(2), ..Default::default() };
+    assert_eq!(s.confirm(&up_to, NOW).unwrap().count, 2);
+    assert_eq!(s.confirm(&up_to, NOW).unwrap().count, 0, "confirming twice changes nothing");
+    let st = s.stats().unwrap();
+    assert_eq!((st.awaiting, st.retained), (1, 3));
+}
+
+#[test]
+fn unconfirmed_events_are_queued_again_after_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("q.db"), confirm_limits(100)).unwrap();
+    s.commit(&mut [event("a"), event("b")], &[], NOW).unwrap();
+    s.commit(&mut [], &[1], NOW).unwrap();
+    s.commit(&mut [], &[2], NOW + 10_000).unwrap();
+    assert_eq!(s.republish_unconfirmed(NOW + 5_000).unwrap(), 1);
+    let rows = s.fetch(0, 10).unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
+    let st = s.stats().unwrap();
+    assert_eq!((st.depth, st.awaiting), (1, 1));
+}
+
+#[test]
+fn a_confirmation_is_durable_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let mut s = Store::open(&path, confirm_limits(100)).unwrap();
+        s.commit(&mut [event("a"), event("b")], &[], NOW).unwrap();
+        s.commit(&mut [], &[1, 2], NOW).unwrap();
+        s.confirm(&Confirmation { seqs: vec![(2, 2)], ..Default::default() }, NOW).unwrap();
+    }
+    let s = Store::open(&path, confirm_limits(100)).unwrap();
+    let st = s.stats().unwrap();
+    assert_eq!((st.depth, st.awaiting, st.retained), (0, 1, 1));
 }

@@ -10,6 +10,7 @@ use tokio::time::{Instant, sleep_until};
 use tracegate_drivers::Verdict;
 
 use super::commit::NewEvent;
+use super::confirm::{Confirmation, Confirmed};
 use super::store::{Row, ScanFilter, Stats, Store};
 use crate::config::Overflow;
 use crate::context::ContextState;
@@ -28,6 +29,10 @@ struct Append {
 
 enum Control {
     Delivered(Vec<u64>),
+    Confirm {
+        confirmation: Confirmation,
+        reply: oneshot::Sender<Result<Confirmed, String>>,
+    },
     SetContext {
         state: ContextState,
         reply: oneshot::Sender<Result<(), String>>,
@@ -106,6 +111,19 @@ impl Queue {
         rx.await.map_err(|_| QueueClosed.to_string())?
     }
 
+    /// Applies a consumer confirmation durably; answered once it is on disk.
+    pub async fn confirm(&self, confirmation: Confirmation) -> Result<Confirmed, String> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::Confirm {
+                confirmation,
+                reply,
+            })
+            .await
+            .map_err(|_| QueueClosed.to_string())?;
+        rx.await.map_err(|_| QueueClosed.to_string())?
+    }
+
     /// Stores a new line context revision durably (answered once it is on disk).
     pub async fn set_context(&self, state: ContextState) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
@@ -158,6 +176,7 @@ pub fn spawn(
     window: Duration,
     batch: usize,
     metrics: Arc<Metrics>,
+    republish_after: Option<Duration>,
 ) -> (Queue, std::thread::JoinHandle<()>) {
     let (append_tx, append_rx) = mpsc::channel(batch.max(1));
     let (control_tx, control_rx) = mpsc::channel(1024);
@@ -168,6 +187,7 @@ pub fn spawn(
     let (failing_tx, failing_rx) = watch::channel(false);
     let writer = Writer {
         metrics,
+        republish_after,
         failing: failing_tx,
         store,
         window,
@@ -205,6 +225,8 @@ pub fn spawn(
 
 struct Writer {
     metrics: Arc<Metrics>,
+    /// [confirm] mode: published events unconfirmed this long are queued again.
+    republish_after: Option<Duration>,
     /// True while commits fail (disk full, I/O error).
     failing: watch::Sender<bool>,
     store: Store,
@@ -229,7 +251,13 @@ impl Writer {
         let mut deadline: Option<Instant> = None;
         let mut appends_open = true;
         let mut control_open = true;
+        // [confirm] mode: how often unconfirmed events are looked at (only while some wait).
+        let check_every = self
+            .republish_after
+            .map(|d| (d / 4).clamp(Duration::from_secs(1), Duration::from_secs(30)));
+        let mut next_check = Instant::now() + check_every.unwrap_or(Duration::from_secs(3600));
         while appends_open || control_open {
+            let check = check_every.is_some() && self.store.awaiting() > 0;
             let take_appends = appends_open && !self.blocked() && self.pending.len() < self.batch;
             let due = deadline.filter(|_| self.has_work());
             tokio::select! {
@@ -245,6 +273,10 @@ impl Writer {
                 _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     deadline = None;
                     self.commit();
+                }
+                _ = sleep_until(next_check), if check => {
+                    next_check = Instant::now() + check_every.unwrap_or_default();
+                    self.republish_unconfirmed();
                 }
                 // Only a blocked writer with no open control channel gets here: nothing can
                 // free room any more.
@@ -290,6 +322,24 @@ impl Writer {
 
     fn handle(&mut self, c: Control) {
         match c {
+            Control::Confirm {
+                confirmation,
+                reply,
+            } => {
+                // Deliveries first: a confirmation may name events whose PUBACK is pending here.
+                self.commit();
+                let done = self
+                    .store
+                    .confirm(&confirmation, epoch_ms(std::time::SystemTime::now()));
+                if let Ok(d) = &done {
+                    self.metrics.confirmed.inc_by(d.count);
+                    for lag in &d.lags_ms {
+                        self.metrics.confirmation_lag.observe(*lag as f64 / 1000.0);
+                    }
+                }
+                let _ = reply.send(done.map_err(|e| e.to_string()));
+                self.update_full();
+            }
             Control::SetContext { state, reply } => {
                 let _ = reply.send(self.store.save_context(&state).map_err(|e| e.to_string()));
             }
@@ -410,6 +460,23 @@ impl Writer {
             self.failing.send_replace(false);
         }
         self.update_full();
+    }
+
+    /// Queues again the events published `republish_after` ago and still not confirmed.
+    fn republish_unconfirmed(&mut self) {
+        let Some(after) = self.republish_after else {
+            return;
+        };
+        let before = epoch_ms(std::time::SystemTime::now()) - after.as_millis() as i64;
+        match self.store.republish_unconfirmed(before) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(events = n, after = ?after, "events not confirmed by the consumer in time; publishing them again");
+                self.metrics.republished_unconfirmed.inc_by(n);
+                self.replays.send_modify(|r| *r += 1);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot queue unconfirmed events again"),
+        }
     }
 
     fn update_full(&mut self) {
