@@ -102,6 +102,45 @@ fn codes_arrive_with_their_context_and_results_follow_validation() {
     });
 }
 
+#[test]
+fn a_full_queue_under_block_holds_the_ack_back() {
+    bounded(Duration::from_secs(90), || {
+        let mut broker = Mosquitto::start_persistent();
+        let sub = Subscriber::connect(broker.port(), ALL_TOPICS);
+        broker.stop();
+        let plc = Plc::new();
+        let server = PlcServer::tcp(&plc);
+        let text = agent_config(
+            &broker.url(),
+            "max_events = 5\noverflow = \"block\"",
+            &source(&server.address, "10ms"),
+        );
+        let agent = Agent::start(&text);
+        for n in 1..=5 {
+            hand_over(&plc, &agent, n, &gs1(n));
+        }
+        // The queue holds 5 undelivered events: code 6 is read, but not committed, so not
+        // acknowledged, however long the PLC waits.
+        plc.present(6, &gs1(6), "WO-6");
+        agent.wait_log("queue is full", 1, STARTUP);
+        assert!(
+            !plc.wait(Duration::from_millis(1500), |m| m.get(ACK) == 6),
+            "code 6 acknowledged while the queue was full"
+        );
+        assert_eq!(agent.queue_stats().next_seq, 6);
+        // The broker comes back, the queue drains, code 6 is committed and acknowledged.
+        broker.restart();
+        assert!(
+            plc.wait(Duration::from_secs(30), |m| m.get(ACK) == 6),
+            "{}",
+            agent.log_tail(30)
+        );
+        let (last, delivery) = wait_all_delivered(&agent, &sub);
+        assert_eq!(last, 6);
+        assert_eq!(delivery.code_texts().len(), 6);
+    });
+}
+
 /// The number of events the (dead) agent's queue file has ever committed.
 fn committed(agent: &Agent) -> u16 {
     (agent.queue_stats().next_seq - 1) as u16
