@@ -81,9 +81,9 @@ pub(crate) enum RequestError {
     #[error("{0}")]
     Transport(String),
     /// The device answered with a Modbus exception (illegal address, busy, …). The connection
-    /// is fine; the request is not.
-    #[error("the device refused the request: {0}")]
-    Exception(ExceptionCode),
+    /// is fine; the request is not. `op` says which request, for the operator.
+    #[error("the device refused the {op}: {code}")]
+    Exception { op: String, code: ExceptionCode },
 }
 
 /// The link of one source: its own TCP connection, or its turn on a shared RTU bus.
@@ -157,7 +157,7 @@ impl TcpLink {
 
 /// True for the errors after which a connection must not be reused.
 pub(crate) fn drops_connection(e: &RequestError) -> bool {
-    !matches!(e, RequestError::Exception(_))
+    !matches!(e, RequestError::Exception { .. })
 }
 
 /// `host:port` or `host` (port 502), resolved, connected within `limit`, Nagle off (requests
@@ -218,7 +218,12 @@ pub(crate) async fn execute(
         Ok(Err(tokio_modbus::Error::Protocol(e))) => {
             return Err(RequestError::Transport(format!("bad reply: {e}")));
         }
-        Ok(Ok(Err(exception))) => return Err(RequestError::Exception(exception)),
+        Ok(Ok(Err(code))) => {
+            return Err(RequestError::Exception {
+                op: op.to_string(),
+                code,
+            });
+        }
         Ok(Ok(Ok(response))) => response,
     };
     let mismatch = || RequestError::Transport(format!("the reply does not match the {op}"));

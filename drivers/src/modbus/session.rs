@@ -42,8 +42,9 @@ pub(crate) struct Source<'a> {
     pub health: Health,
 }
 
-/// Whether the device is reachable, logged on changes only: one warning per outage, one info
-/// when it is back.
+/// Whether the device works, logged on changes only: one warning per outage, one info when it
+/// is back. A handshake source is back once it polls or acknowledges again (not merely reads
+/// its registers), so a PLC that refuses the ack write is one outage, not a warning per retry.
 pub(crate) struct Health {
     source: String,
     down: bool,
@@ -141,7 +142,6 @@ async fn handshake(src: &mut Source<'_>, h: &HandshakeConfig, link: &mut Link) -
                     Ok(s) => s,
                     Err(e) => return e.into(),
                 };
-                src.health.ok();
                 let (counter, ack) = (word(&s, 0), word(&s, 1));
                 debug!(
                     source = id,
@@ -152,7 +152,10 @@ async fn handshake(src: &mut Source<'_>, h: &HandshakeConfig, link: &mut Link) -
             Action::Poll => {
                 ticks.tick().await;
                 match poll.read(link).await {
-                    Ok(s) => hs.on_poll(word(&s, 0)),
+                    Ok(s) => {
+                        src.health.ok();
+                        hs.on_poll(word(&s, 0))
+                    }
                     Err(e) => return e.into(),
                 }
             }
@@ -215,6 +218,7 @@ async fn handshake(src: &mut Source<'_>, h: &HandshakeConfig, link: &mut Link) -
                         return e.into();
                     }
                 }
+                src.health.ok();
                 debug!(source = id, state = ?hs.state(), "modbus {id}: acknowledged");
                 hs.on_written()
             }

@@ -85,6 +85,8 @@ struct Memory {
     requests: u64,
     /// Requests not answered at all from now on.
     silent: bool,
+    /// Writes are answered with the exception "illegal data address".
+    refuse_writes: bool,
     /// The next `delayed` requests are answered only after `delay`.
     delayed: u32,
     delay: Duration,
@@ -143,6 +145,12 @@ impl Plc {
     /// From now on, requests get no reply (a PLC that hangs).
     pub fn go_silent(&self, silent: bool) {
         self.mem.lock().unwrap().silent = silent;
+    }
+
+    /// From now on, writes are refused with a Modbus exception (a register the PLC does not
+    /// map for writing).
+    pub fn refuse_writes(&self, refuse: bool) {
+        self.mem.lock().unwrap().refuse_writes = refuse;
     }
 
     /// The next `n` requests are answered `delay` late.
@@ -215,6 +223,11 @@ impl Plc {
                     .map(|i| m.coils.get(&i).copied().unwrap_or(false))
                     .collect(),
             )),
+            Request::WriteSingleRegister(..) | Request::WriteMultipleRegisters(..)
+                if m.refuse_writes =>
+            {
+                Err(ExceptionCode::IllegalDataAddress)
+            }
             Request::WriteSingleRegister(a, v) => {
                 m.hr.insert(*a, *v);
                 m.writes.push(Written {

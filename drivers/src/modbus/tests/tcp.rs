@@ -309,3 +309,29 @@ async fn a_length_register_and_low_byte_first_codes() {
     plc.wait_for(ACK, 1).await;
     driver.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_ack_write_is_retried_with_the_same_handover() {
+    let plc = Plc::new();
+    let server = TcpPlc::start(&plc).await;
+    let (mut agent, sink) = Agent::new();
+    let driver = Driver::start(tcp(server.addr, ""), sink);
+    plc.refuse_writes(true);
+    plc.present(1, "REFUSED");
+    let first = agent.next().await;
+    let _ = first.reply.send(Verdict::Committed {
+        seq: 1,
+        valid: true,
+    });
+    // The write is refused: the driver starts over and presents the code again (the agent's
+    // queue would answer with the same seq).
+    let second = agent.next().await;
+    assert_eq!(second.reading.handover, first.reading.handover);
+    plc.refuse_writes(false);
+    let _ = second.reply.send(Verdict::Committed {
+        seq: 1,
+        valid: true,
+    });
+    plc.wait_for(ACK, 1).await;
+    driver.stop().await;
+}
