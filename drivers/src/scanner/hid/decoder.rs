@@ -124,11 +124,6 @@ impl Decoder {
         }
     }
 
-    /// Whether Caps Lock is on.
-    pub fn caps_lock(&self) -> bool {
-        self.caps_lock
-    }
-
     /// Decodes `event`, appending what it types to `out`.
     pub fn feed(&mut self, event: InputEvent, out: &mut Vec<u8>) -> Option<Note> {
         match (event.kind, event.code) {
