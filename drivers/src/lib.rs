@@ -4,8 +4,9 @@
 //!
 //! - [`reading`]: what a driver hands the agent — a [`Reading`] plus a way to hear back whether it
 //!   was committed ([`Sink`], [`Verdict`]). This is the whole contract between drivers and agent.
-//! - [`scanner`]: barcode scanners over serial (RS-232, USB-CDC) and TCP (client and server
-//!   mode); framing lives in [`scanner::framing`] as pure code.
+//! - [`scanner`]: barcode scanners over serial (RS-232, USB-CDC), TCP (client and server
+//!   mode) and USB HID keyboard wedges (evdev); framing lives in [`scanner::framing`] and key
+//!   decoding in [`scanner::hid::decoder`], both as pure code.
 //!
 //! A driver is a config struct (deserialized from the line's TOML file) that builds a task: an
 //! `async fn run(config, sink, shutdown)` which sends readings into the sink until shutdown. The
