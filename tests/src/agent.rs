@@ -37,6 +37,12 @@ pub struct QueueStats {
     pub overflow: String,
     pub full: bool,
     pub path: String,
+    /// Published events waiting for the consumer's confirmation ([confirm] mode).
+    #[serde(default)]
+    pub awaiting: u64,
+    /// Delivered (or confirmed) events kept for replay.
+    #[serde(default)]
+    pub retained: u64,
 }
 
 /// The agent's stderr log file.
@@ -59,6 +65,8 @@ pub struct Agent {
     config: PathBuf,
     child: Option<Child>,
     runs: u32,
+    /// Extra environment for every run.
+    env: Vec<(String, String)>,
 }
 
 impl Agent {
@@ -76,9 +84,49 @@ impl Agent {
             config,
             child: None,
             runs: 0,
+            env: Vec::new(),
         };
         agent.spawn();
         agent
+    }
+
+    /// Like [`Agent::start`], with extra environment variables (e.g. systemd's NOTIFY_SOCKET).
+    pub fn start_with_env(config_toml: &str, env: &[(&str, &str)]) -> Agent {
+        let dir = tempfile::Builder::new()
+            .prefix("tg-agent-")
+            .tempdir()
+            .expect("tempdir");
+        let config = dir.path().join(CONFIG_FILE);
+        fs::write(&config, config_toml).expect("write the agent's config");
+        let mut agent = Agent {
+            dir,
+            config,
+            child: None,
+            runs: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        agent.spawn();
+        agent
+    }
+
+    /// Runs `tracegate <args> --config <this agent's config>`; returns exit code, stdout and
+    /// stderr.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(tracegate_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run tracegate");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     fn spawn(&mut self) {
@@ -100,6 +148,7 @@ impl Agent {
                 .env_remove("JOURNAL_STREAM")
                 .env_remove("NOTIFY_SOCKET")
                 .env_remove("WATCHDOG_USEC")
+                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(stderr),
@@ -160,6 +209,12 @@ impl Agent {
         if let Some(mut child) = self.child.take() {
             kill9(&mut child);
         }
+    }
+
+    /// Sends `signal` to the running agent (SIGSTOP/SIGCONT to freeze and thaw it).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("the agent is not running");
+        crate::process::signal(child, signal);
     }
 
     /// SIGTERM and wait (up to 15 s) for a clean stop; panics if it had to be killed.

@@ -39,6 +39,27 @@ pub fn assert_schema_valid(event: &Value) {
     );
 }
 
+/// Panics, listing every violation, when `doc` does not match docs/schema/`schema_file`
+/// (context-reply, status, heartbeat… schemas).
+pub fn assert_valid_against(doc: &Value, schema_file: &str) {
+    let path = format!(
+        "{}/../docs/schema/{schema_file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let schema: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("  at {}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "does not match {schema_file}:\n{}\n{doc:#}",
+        errors.join("\n")
+    );
+}
+
 /// One event as first received, and how many copies arrived.
 #[derive(Debug, Clone)]
 pub struct Received {

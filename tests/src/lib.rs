@@ -11,6 +11,8 @@
 //! - [`reader`]: the test as a barcode reader: a pseudo-terminal pair or TCP, either direction.
 //! - [`plc`]: the test as a PLC: an in-process Modbus TCP or RTU (pty) server with the code
 //!   handshake's register map, recording reads and writes.
+//! - [`http`]: GET the agent's /metrics and /health; [`mqtt`]: one-shot publishes standing in
+//!   for MES (MQTT 5 with properties, and 3.1.1).
 //! - [`delivery`]: what a consumer can prove: schema-valid payloads, byte-identical copies,
 //!   complete seqs, order per source.
 //! - [`wait`]: bounded waiting, free ports, and the per-test ceiling [`bounded`].
@@ -21,7 +23,9 @@
 
 pub mod agent;
 pub mod delivery;
+pub mod http;
 pub mod mosquitto;
+pub mod mqtt;
 pub mod plc;
 pub mod process;
 pub mod reader;

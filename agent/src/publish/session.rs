@@ -73,6 +73,12 @@ impl<'a> Session<'a> {
             .subscribe(&self.command_topic())
             .await
             .map_err(lost)?;
+        if p.config.confirm.enabled {
+            self.client
+                .subscribe(&self.ack_topic())
+                .await
+                .map_err(lost)?;
+        }
         self.send_status().await.map_err(lost)?;
         let every = p.config.ops.heartbeat;
         let mut beat = tokio::time::interval(if every.is_zero() {

@@ -142,7 +142,8 @@ impl Store {
     /// publisher sends them once more (same id, seq and bytes). Returns how many.
     pub fn replay(&mut self, filter: &ScanFilter) -> Result<u64, StoreError> {
         let n = self.conn.execute(
-            "UPDATE events SET state = ?1, published_ms = NULL WHERE state > ?1 AND seq >= ?2 AND captured_ms >= ?3",
+            "UPDATE events SET state = ?1, published_ms = NULL, first_published_ms = NULL
+             WHERE state > ?1 AND seq >= ?2 AND captured_ms >= ?3",
             params![QUEUED, filter.from_seq, filter.since_ms],
         )?;
         self.load_totals()?;
@@ -164,7 +165,8 @@ fn mark_delivered(
     }
     let keep = l.confirm || l.retain_events > 0;
     let sql = if keep {
-        "UPDATE events SET state = 1, published_ms = ?2 WHERE seq = ?1 AND state = 0 RETURNING bytes"
+        "UPDATE events SET state = 1, published_ms = ?2, first_published_ms = coalesce(first_published_ms, ?2)
+         WHERE seq = ?1 AND state = 0 RETURNING bytes"
     } else {
         "DELETE FROM events WHERE seq = ?1 AND state = 0 AND ?2 = ?2 RETURNING bytes"
     };

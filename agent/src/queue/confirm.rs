@@ -50,7 +50,7 @@ impl Confirmation {
 pub struct Confirmed {
     /// Events confirmed now.
     pub count: u64,
-    /// For each confirmed event that had been published: ms from its PUBACK to now.
+    /// For each confirmed event that had been published: ms from its first PUBACK to now.
     pub lags_ms: Vec<i64>,
 }
 
@@ -71,10 +71,10 @@ impl Store {
         {
             // The old state decides which totals move, so rows are read before they change.
             let mut by_range = tx.prepare_cached(
-                "SELECT seq, state, bytes, published_ms FROM events WHERE seq BETWEEN ?1 AND ?2 AND state < 2",
+                "SELECT seq, state, bytes, first_published_ms FROM events WHERE seq BETWEEN ?1 AND ?2 AND state < 2",
             )?;
             let mut by_id = tx.prepare_cached(
-                "SELECT seq, state, bytes, published_ms FROM events WHERE id = ?1 AND state < 2",
+                "SELECT seq, state, bytes, first_published_ms FROM events WHERE id = ?1 AND state < 2",
             )?;
             let mut apply =
                 tx.prepare_cached(&format!("{action} WHERE seq = ?1 AND ?2 = ?2 AND ?3 = ?3"))?;

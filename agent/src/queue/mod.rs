@@ -6,7 +6,7 @@
 //! One SQLite database (rusqlite, bundled), `journal_mode=WAL`, `synchronous=FULL`:
 //!
 //! - `events(seq INTEGER PRIMARY KEY, id, source, topic, captured_ms, bytes, payload, state,
-//!   published_ms)` — one row per event not yet delivered (`state` 0), plus the delivered ones
+//!   published_ms, first_published_ms)` — one row per event not yet delivered (`state` 0), plus the delivered ones
 //!   kept for `queue replay` (`state` 1, bounded by `retain_events`/`retain_bytes`/`retain_age`).
 //!   `payload` is the exact JSON that is published, seq included, so every (re)publication of
 //!   an event is byte-identical. Partial indexes on `seq` per state keep fetching and pruning

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS events (
     payload      BLOB    NOT NULL,    -- the exact JSON published, on every attempt
     state        INTEGER NOT NULL DEFAULT 0, -- 0 queued, 1 published (broker acknowledged),
                                       -- 2 confirmed (by the consumer, [confirm] mode)
-    published_ms INTEGER              -- when the broker acknowledged it
+    published_ms INTEGER,             -- when the broker last acknowledged it
+    first_published_ms INTEGER        -- when the broker first acknowledged it (confirm lag)
 );
 CREATE INDEX IF NOT EXISTS events_queued ON events (seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS events_published ON events (seq) WHERE state = 1;
@@ -126,7 +127,8 @@ pub struct Stats {
     pub retained: u64,
     pub retained_bytes: u64,
     /// Published events waiting for the consumer's confirmation ([confirm] mode), their
-    /// bytes, and when the oldest of them was published (ms since the epoch).
+    /// bytes, and when the oldest unconfirmed event was first published (ms since the epoch;
+    /// events being published again still count).
     pub awaiting: u64,
     pub awaiting_bytes: u64,
     pub oldest_awaiting_published_ms: Option<i64>,
@@ -228,7 +230,8 @@ impl Store {
             // Confirmations by id, and the oldest unconfirmed publication, stay cheap at any size.
             self.conn.execute_batch(
                 "CREATE INDEX IF NOT EXISTS events_id ON events (id);
-                 CREATE INDEX IF NOT EXISTS events_awaiting ON events (published_ms) WHERE state = 1;",
+                 CREATE INDEX IF NOT EXISTS events_unconfirmed ON events (first_published_ms)
+                     WHERE state < 2 AND first_published_ms IS NOT NULL;",
             )?;
         } else {
             // Left from a time with [confirm] on: without it they are simply delivered.
@@ -315,10 +318,10 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let oldest_awaiting: Option<i64> = if self.totals.awaiting > 0 {
+        let oldest_awaiting: Option<i64> = if self.limits.confirm {
             self.conn
                 .query_row(
-                    "SELECT min(published_ms) FROM events WHERE state = 1",
+                    "SELECT min(first_published_ms) FROM events WHERE state < 2 AND first_published_ms IS NOT NULL",
                     [],
                     |r| r.get(0),
                 )

@@ -304,16 +304,25 @@ fn confirm_limits(max_events: u64) -> Limits {
 fn in_confirm_mode_a_puback_is_not_the_end_and_unconfirmed_events_still_count() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(&dir.path().join("q.db"), confirm_limits(3)).unwrap();
-    s.commit(&mut [event("a"), event("b"), event("c")], &[], NOW).unwrap();
+    s.commit(&mut [event("a"), event("b"), event("c")], &[], NOW)
+        .unwrap();
     s.commit(&mut [], &[1, 2, 3], NOW).unwrap();
     let st = s.stats().unwrap();
     assert_eq!((st.depth, st.awaiting, st.retained), (0, 3, 0));
     assert_eq!(st.oldest_awaiting_published_ms, Some(NOW));
     // Waiting for confirmation still holds room: the queue is full.
     assert!(s.is_full());
-    assert!(s.commit(&mut [event("d")], &[], NOW).unwrap().accepted.is_empty());
+    assert!(
+        s.commit(&mut [event("d")], &[], NOW)
+            .unwrap()
+            .accepted
+            .is_empty()
+    );
     // Confirmation frees it and measures the lag from the PUBACK.
-    let c = Confirmation { seqs: vec![(1, 2)], ..Default::default() };
+    let c = Confirmation {
+        seqs: vec![(1, 2)],
+        ..Default::default()
+    };
     let done = s.confirm(&c, NOW + 1500).unwrap();
     assert_eq!(done.count, 2);
     assert_eq!(done.lags_ms, [1500, 1500]);
@@ -330,11 +339,21 @@ fn confirmations_by_id_and_up_to_and_repeats_are_harmless() {
     s.commit(&mut batch, &[], NOW).unwrap();
     let id_of_c = batch[2].event.id.to_string();
     s.commit(&mut [], &[1, 2, 3, 4], NOW).unwrap();
-    let by_id = Confirmation { ids: vec![id_of_c, "not-an-id".into()], ..Default::default() };
+    let by_id = Confirmation {
+        ids: vec![id_of_c, "not-an-id".into()],
+        ..Default::default()
+    };
     assert_eq!(s.confirm(&by_id, NOW).unwrap().count, 1);
-    let up_to = Confirmation { up_to: Some(2), ..Default::default() };
+    let up_to = Confirmation {
+        up_to: Some(2),
+        ..Default::default()
+    };
     assert_eq!(s.confirm(&up_to, NOW).unwrap().count, 2);
-    assert_eq!(s.confirm(&up_to, NOW).unwrap().count, 0, "confirming twice changes nothing");
+    assert_eq!(
+        s.confirm(&up_to, NOW).unwrap().count,
+        0,
+        "confirming twice changes nothing"
+    );
     let st = s.stats().unwrap();
     assert_eq!((st.awaiting, st.retained), (1, 3));
 }
@@ -361,7 +380,14 @@ fn a_confirmation_is_durable_across_reopen() {
         let mut s = Store::open(&path, confirm_limits(100)).unwrap();
         s.commit(&mut [event("a"), event("b")], &[], NOW).unwrap();
         s.commit(&mut [], &[1, 2], NOW).unwrap();
-        s.confirm(&Confirmation { seqs: vec![(2, 2)], ..Default::default() }, NOW).unwrap();
+        s.confirm(
+            &Confirmation {
+                seqs: vec![(2, 2)],
+                ..Default::default()
+            },
+            NOW,
+        )
+        .unwrap();
     }
     let s = Store::open(&path, confirm_limits(100)).unwrap();
     let st = s.stats().unwrap();

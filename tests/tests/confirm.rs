@@ -1,0 +1,83 @@
+//! Delivery confirmed by the consumer: with [confirm] on, an event the consumer never confirms
+//! is published again and stays in the queue; a confirmed one leaves.
+
+use std::time::Duration;
+
+use tracegate_tests::mqtt::publish_v4;
+use tracegate_tests::{
+    ALL_TOPICS, Agent, Mosquitto, PREFIX, Subscriber, agent_config, bounded, wait_until,
+};
+
+#[test]
+fn unconfirmed_events_are_published_again_and_confirmed_ones_leave() {
+    bounded(Duration::from_secs(60), || {
+        let broker = Mosquitto::start();
+        let sub = Subscriber::connect(broker.port(), ALL_TOPICS);
+        let sources = "[[sources]]\nid = \"sim1\"\ntype = \"simulator\"\nstation = \"st1\"\nrate = 100.0\ncount = 10\nnoread_ratio = 0.0\ninvalid_ratio = 0.0\n";
+        let config = format!(
+            "{}\n[confirm]\nenabled = true\nrepublish_after = \"1s\"\nalarm_after = \"1s\"\n",
+            agent_config(&broker.url(), "", sources)
+        );
+        let agent = Agent::start(&config);
+        assert!(
+            sub.wait_for_seqs(1..=10, Duration::from_secs(10)),
+            "the first publication"
+        );
+        // Published, acknowledged by the broker, but not confirmed: still held.
+        agent.wait_queue("10 awaiting, none queued", Duration::from_secs(5), |s| {
+            s.depth == 0 && s.awaiting == 10
+        });
+
+        // The consumer confirms 1..=5 by range and 6 by id.
+        let id6 = sub.events().iter().find(|e| e["seq"] == 6).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let ack = format!(r#"{{"seqs": [[1, 5]], "ids": ["{id6}"]}}"#);
+        publish_v4(broker.port(), &format!("{PREFIX}/ack"), ack.as_bytes());
+        agent.wait_queue("4 awaiting", Duration::from_secs(5), |s| s.awaiting == 4);
+
+        // 7..=10 come again (same bytes), 1..=6 do not.
+        wait_until(
+            "seqs 7..=10 published again",
+            Duration::from_secs(10),
+            || {
+                (7..=10).all(|s| {
+                    sub.event_messages()
+                        .iter()
+                        .filter(|m| m.seq == Some(s))
+                        .count()
+                        >= 2
+                })
+            },
+            || agent.log_tail(20),
+        );
+        let msgs = sub.event_messages();
+        for seq in 1..=6 {
+            assert_eq!(
+                msgs.iter().filter(|m| m.seq == Some(seq)).count(),
+                1,
+                "seq {seq} was confirmed"
+            );
+        }
+        for seq in 7..=10 {
+            let copies: Vec<_> = msgs.iter().filter(|m| m.seq == Some(seq)).collect();
+            assert!(
+                copies.windows(2).all(|w| w[0].payload == w[1].payload),
+                "seq {seq} changed"
+            );
+        }
+        let (_, status, _) = agent.cli(&["status"]);
+        assert!(
+            status.contains("has not confirmed"),
+            "lagging confirmation is an alarm:\n{status}"
+        );
+
+        publish_v4(broker.port(), &format!("{PREFIX}/ack"), br#"{"up_to": 10}"#);
+        agent.wait_queue("nothing awaiting", Duration::from_secs(5), |s| {
+            s.awaiting == 0
+        });
+        let stats = agent.queue_stats_json();
+        assert_eq!(stats["retained"], 10, "{stats}");
+    });
+}
