@@ -182,7 +182,7 @@ fn the_context_survives_a_restart_and_is_stamped_on_later_events() {
             "events after the restart",
             Duration::from_secs(10),
             || sub.events().len() > before + 20,
-            || String::new(),
+            String::new,
         );
         let after: Vec<Value> = sub.events().into_iter().skip(before + 10).collect();
         for e in &after {
