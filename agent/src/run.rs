@@ -70,6 +70,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             context.clone(),
         );
         processors.spawn(processor.run(submissions, queue.clone()));
+        tokio::spawn(feed_context(
+            context.clone(),
+            source.station().to_string(),
+            sink.clone(),
+        ));
         let id = source.common.id.clone();
         let shutdown = sources_shutdown.clone();
         match source.driver.clone() {
@@ -162,6 +167,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps a source's sink told of the line context in effect for its station, so drivers that
+/// can show it on the line (PLC tags) write it there. Ends when the agent stops.
+async fn feed_context(book: Arc<ContextBook>, station: String, sink: Sink) {
+    let mut revisions = book.watch();
+    loop {
+        sink.set_context(book.current().for_station(&station));
+        tokio::select! {
+            changed = revisions.changed() => if changed.is_err() { return },
+            _ = sink.closed() => return,
+        }
+    }
 }
 
 async fn wait_for_stop_signal() {

@@ -19,5 +19,7 @@ pub mod scanner;
 pub mod shutdown;
 
 pub use backoff::Backoff;
-pub use reading::{DeviceState, Reading, ReadingKind, Sink, SinkClosed, Ticket, Verdict};
+pub use reading::{
+    DeviceState, LineContext, Reading, ReadingKind, Sink, SinkClosed, Ticket, Verdict,
+};
 pub use shutdown::Shutdown;

@@ -108,11 +108,16 @@ pub enum DeviceState {
     Disconnected,
 }
 
+/// The line context (work order, batch…) in effect for a source's station, as MES pushed it
+/// down. Drivers that can show it on the line (PLC registers, OPC UA nodes) write it there.
+pub type LineContext = BTreeMap<String, String>;
+
 /// Where a driver sends its readings. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Sink {
     tx: mpsc::Sender<Submission>,
     state: Arc<watch::Sender<DeviceState>>,
+    context: Arc<watch::Sender<Arc<LineContext>>>,
 }
 
 impl Sink {
@@ -121,10 +126,12 @@ impl Sink {
     pub fn channel(capacity: usize) -> (Sink, mpsc::Receiver<Submission>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (state, _) = watch::channel(DeviceState::Unknown);
+        let (context, _) = watch::channel(Arc::new(LineContext::new()));
         (
             Sink {
                 tx,
                 state: Arc::new(state),
+                context: Arc::new(context),
             },
             rx,
         )
@@ -134,6 +141,22 @@ impl Sink {
     pub fn set_device_state(&self, state: DeviceState) {
         self.state
             .send_if_modified(|s| std::mem::replace(s, state) != state);
+    }
+
+    /// The agent sets the line context in effect for this source's station.
+    pub fn set_context(&self, context: LineContext) {
+        self.context.send_if_modified(|c| {
+            let changed = **c != context;
+            if changed {
+                *c = Arc::new(context);
+            }
+            changed
+        });
+    }
+
+    /// Watches the line context for this source's station (starts empty).
+    pub fn context(&self) -> watch::Receiver<Arc<LineContext>> {
+        self.context.subscribe()
     }
 
     /// Watches the state the driver reports.
