@@ -300,7 +300,8 @@ fn acked_never_exceeds_committed_at_any_kill() {
 #[test]
 #[ignore = "a measurement, not a check; run by hand"]
 fn handshake_round_trip() {
-    for (poll, window) in [("10ms", "5ms"), ("2ms", "1ms")] {
+    // The defaults, a faster poll, and a fast poll with a short group-commit window.
+    for (poll, window) in [("50ms", "5ms"), ("10ms", "5ms"), ("2ms", "1ms")] {
         for (rate, count) in [(10u32, 200u16), (100, 1000)] {
             let broker = Mosquitto::start();
             let sub = Subscriber::connect(broker.port(), ALL_TOPICS);

@@ -26,8 +26,9 @@ pub struct ModbusConfig {
     /// The unit id (slave address) requests carry. RTU: the slave, 1–247, required. TCP: most
     /// PLCs ignore it, an RTU gateway uses it to pick the slave. TCP default 1.
     pub unit: u8,
-    /// How often the handshake counter (or the polled tags) is read. Poll well inside the
-    /// shortest item period of the line. Default 50ms.
+    /// How often the handshake counter (or the polled tags) is read. The handshake takes at
+    /// most one code per poll, so poll well inside the shortest item period of the line.
+    /// Default 50ms.
     pub poll_interval: Duration,
     /// Longest wait for one reply. tokio-modbus has no timeout of its own; after a timeout the
     /// connection is closed and opened again, so that a late reply cannot be taken for the
