@@ -1,0 +1,95 @@
+//! The raw ceiling: a plain rumqttc QoS 1 publisher (no queue, no disk), same client library
+//! and window as the agent (inflight 64, TCP_NODELAY), publishing the agent's own payload
+//! bytes (only the serial differs) to the same broker, measured by the same subscriber.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Event, MqttOptions, NetworkOptions, Packet, QoS};
+
+use crate::reader::set_seq;
+use crate::util::now_ns;
+
+pub struct RawRun {
+    pub first_publish_ns: u64,
+    pub last_ack_ns: u64,
+    pub acks: u64,
+}
+
+/// Publishes `n` messages (seqs `first_seq..`) on `topic` with `payload` as the template.
+pub fn publish(
+    port: u16,
+    topic: &str,
+    payload: &[u8],
+    first_seq: u64,
+    n: u64,
+    inflight: u16,
+    timeout: Duration,
+) -> Result<RawRun, String> {
+    let mut o = MqttOptions::new(format!("tgbench-raw-{first_seq}"), "127.0.0.1", port);
+    o.set_clean_session(true);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_inflight(inflight);
+    o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    // The agent's request channel: inflight + 16.
+    let (client, mut connection) = Client::new(o, usize::from(inflight) + 16);
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    connection.eventloop.set_network_options(net);
+    let (connected_tx, connected_rx) = mpsc::channel::<()>();
+    let deadline = Instant::now() + timeout;
+    let poller = std::thread::Builder::new()
+        .name("bench-raw-poll".into())
+        .spawn(move || {
+            let mut acks = 0u64;
+            let mut last = 0u64;
+            let mut connected = Some(connected_tx);
+            for event in connection.iter() {
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if let Some(tx) = connected.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        acks += 1;
+                        last = now_ns();
+                        if acks == n {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            (acks, last)
+        })
+        .map_err(|e| e.to_string())?;
+    connected_rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "the raw publisher did not connect")?;
+    let mut p = payload.to_vec();
+    let first = now_ns();
+    for i in 0..n {
+        set_seq(&mut p, first_seq + i);
+        if client
+            .publish(topic, QoS::AtLeastOnce, false, p.clone())
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (acks, last) = poller.join().map_err(|_| "raw poll thread panicked")?;
+    let _ = client.try_disconnect();
+    if acks < n {
+        return Err(format!("the raw publisher got {acks} of {n} PUBACKs"));
+    }
+    Ok(RawRun {
+        first_publish_ns: first,
+        last_ack_ns: last,
+        acks,
+    })
+}
