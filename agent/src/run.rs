@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use tokio::task::JoinSet;
-use tracegate_drivers::{Shutdown, Sink};
+use tracegate_drivers::{ContextFeed, Shutdown, Sink};
 
 use crate::config::{Config, DriverConfig};
 use crate::context::ContextBook;
@@ -73,7 +73,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(feed_context(
             context.clone(),
             source.station().to_string(),
-            sink.clone(),
+            sink.context_feed(),
+            sources_shutdown.clone(),
         ));
         let id = source.common.id.clone();
         let shutdown = sources_shutdown.clone();
@@ -171,13 +172,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Keeps a source's sink told of the line context in effect for its station, so drivers that
 /// can show it on the line (PLC tags) write it there. Ends when the agent stops.
-async fn feed_context(book: Arc<ContextBook>, station: String, sink: Sink) {
+async fn feed_context(
+    book: Arc<ContextBook>,
+    station: String,
+    feed: ContextFeed,
+    mut stop: Shutdown,
+) {
     let mut revisions = book.watch();
     loop {
-        sink.set_context(book.current().for_station(&station));
+        feed.set(book.current().for_station(&station));
         tokio::select! {
             changed = revisions.changed() => if changed.is_err() { return },
-            _ = sink.closed() => return,
+            _ = stop.wait() => return,
         }
     }
 }

@@ -20,6 +20,6 @@ pub mod shutdown;
 
 pub use backoff::Backoff;
 pub use reading::{
-    DeviceState, LineContext, Reading, ReadingKind, Sink, SinkClosed, Ticket, Verdict,
+    ContextFeed, DeviceState, LineContext, Reading, ReadingKind, Sink, SinkClosed, Ticket, Verdict,
 };
 pub use shutdown::Shutdown;

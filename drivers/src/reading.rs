@@ -112,6 +112,23 @@ pub enum DeviceState {
 /// down. Drivers that can show it on the line (PLC registers, OPC UA nodes) write it there.
 pub type LineContext = BTreeMap<String, String>;
 
+/// Sets the line context a driver sees ([`Sink::context`]).
+#[derive(Debug, Clone)]
+pub struct ContextFeed(Arc<watch::Sender<Arc<LineContext>>>);
+
+impl ContextFeed {
+    /// Sets the line context in effect for the source's station (drivers see changes only).
+    pub fn set(&self, context: LineContext) {
+        self.0.send_if_modified(|c| {
+            let changed = **c != context;
+            if changed {
+                *c = Arc::new(context);
+            }
+            changed
+        });
+    }
+}
+
 /// Where a driver sends its readings. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Sink {
@@ -143,15 +160,10 @@ impl Sink {
             .send_if_modified(|s| std::mem::replace(s, state) != state);
     }
 
-    /// The agent sets the line context in effect for this source's station.
-    pub fn set_context(&self, context: LineContext) {
-        self.context.send_if_modified(|c| {
-            let changed = **c != context;
-            if changed {
-                *c = Arc::new(context);
-            }
-            changed
-        });
+    /// The handle the agent sets this source's line context with. It does not keep the sink
+    /// open.
+    pub fn context_feed(&self) -> ContextFeed {
+        ContextFeed(self.context.clone())
     }
 
     /// Watches the line context for this source's station (starts empty).

@@ -122,8 +122,9 @@ reject_reply = "NG\r"
             ok,
             committed,
             "readings committed vs. answered OK before the stop ({ng} answered NG); the other {} \
-             will be presented again and committed twice",
-            committed.saturating_sub(ok)
+             will be presented again and committed twice\n{}",
+            committed.saturating_sub(ok),
+            agent.log_tail(25)
         );
     });
 }

@@ -37,7 +37,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::reading::Sink;
 use crate::shutdown::Shutdown;
@@ -47,6 +47,9 @@ pub use config::{
     ScannerConfig, SerialConfig, TcpClientConfig, TcpServerConfig, Terminator, Transport, UsbId,
 };
 pub use validate::{MAX_FRAME_LIMIT, STANDARD_BAUD_RATES};
+
+/// How long a stopping scanner source may take to answer what it submitted.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the scanner source `source_id` until `shutdown` triggers or the agent stops taking
 /// readings from `sink`. Every code, no-read and malformed frame is submitted in the order it
@@ -63,6 +66,7 @@ pub async fn run(config: ScannerConfig, source_id: String, sink: Sink, mut shutd
         sink.clone(),
         framing,
         dialogue,
+        shutdown.clone(),
     ));
     let transport_loop = async {
         match &transport {
@@ -73,9 +77,17 @@ pub async fn run(config: ScannerConfig, source_id: String, sink: Sink, mut shutd
         }
     };
     let source = source_id.as_str();
+    tokio::pin!(transport_loop);
     tokio::select! {
-        () = shutdown.wait() => info!(source, "scanner {source}: stopped (shutdown)"),
+        () = shutdown.wait() => {
+            // The sessions stop reading and answer every reading they submitted before they
+            // end, so the device does not present again codes that were committed.
+            if tokio::time::timeout(STOP_GRACE, &mut transport_loop).await.is_err() {
+                warn!(source, "scanner {source}: did not stop within {STOP_GRACE:?}");
+            }
+            info!(source, "scanner {source}: stopped (shutdown)");
+        }
         () = sink.closed() => info!(source, "scanner {source}: stopped, the agent no longer accepts readings"),
-        () = transport_loop => info!(source, "scanner {source}: stopped, the agent no longer accepts readings"),
+        () = &mut transport_loop => info!(source, "scanner {source}: stopped"),
     }
 }

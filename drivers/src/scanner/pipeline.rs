@@ -20,12 +20,19 @@ use tokio::time::{MissedTickBehavior, interval, sleep};
 use tracing::{debug, trace};
 
 use crate::reading::{Reading, ReadingKind, Sink, Ticket, Verdict};
+use crate::shutdown::Shutdown;
 
 use super::config::{DialogueConfig, FramingConfig};
 use super::framing::{Classified, Classifier, Frame, Framer};
 
 /// Readings of one connection whose verdict may be outstanding at once.
 pub(crate) const MAX_OUTSTANDING: usize = 256;
+
+/// How long a session that stopped reading waits for the verdicts of what it submitted.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// How long a stopping session keeps reading (and discarding) so its close is not a reset.
+const LINGER: Duration = Duration::from_millis(300);
 
 /// Bytes asked of the device per read.
 const READ_BUFFER: usize = 4096;
@@ -35,22 +42,35 @@ const READ_BUFFER: usize = 4096;
 pub(crate) struct Context {
     pub source_id: String,
     pub sink: Sink,
+    /// The agent is stopping: sessions stop reading, answer what they submitted, and end.
+    pub stopping: Shutdown,
     pub framing: FramingConfig,
     pub classifier: Classifier,
     pub dialogue: DialogueConfig,
 }
 
 impl Context {
+    /// Waits `d`, or less if the agent starts stopping; true when it is stopping.
+    pub async fn pause(&self, d: Duration) -> bool {
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            () = sleep(d) => stopping.is_triggered(),
+            () = stopping.wait() => true,
+        }
+    }
+
     pub fn new(
         source_id: String,
         sink: Sink,
         framing: FramingConfig,
         dialogue: DialogueConfig,
+        stopping: Shutdown,
     ) -> Self {
         let classifier = Classifier::from_config(&framing);
         Context {
             source_id,
             sink,
+            stopping,
             framing,
             classifier,
             dialogue,
@@ -85,6 +105,15 @@ pub(crate) enum SessionEnd {
     WriteFailed(io::Error),
     /// The agent stopped taking readings: the whole source stops.
     SinkClosed,
+    /// The agent is stopping: reading stopped and every submitted reading was answered.
+    Stopped,
+}
+
+impl SessionEnd {
+    /// True when the whole source must stop, not reconnect.
+    pub fn ends_source(&self) -> bool {
+        matches!(self, SessionEnd::SinkClosed | SessionEnd::Stopped)
+    }
 }
 
 impl fmt::Display for SessionEnd {
@@ -94,6 +123,7 @@ impl fmt::Display for SessionEnd {
             SessionEnd::ReadFailed(e) => write!(f, "read failed: {e}"),
             SessionEnd::WriteFailed(e) => write!(f, "write failed: {e}"),
             SessionEnd::SinkClosed => f.write_str("the agent no longer accepts readings"),
+            SessionEnd::Stopped => f.write_str("the agent is stopping"),
         }
     }
 }
@@ -102,8 +132,8 @@ impl fmt::Display for SessionEnd {
 /// how the reader reports lost input (a fresh [`Loss`] for readers that cannot lose any).
 pub(crate) async fn run_session<R, W>(
     ctx: &Context,
-    reader: R,
-    writer: W,
+    mut reader: R,
+    mut writer: W,
     attributes: &BTreeMap<String, String>,
     loss: &Loss,
 ) -> SessionEnd
@@ -112,21 +142,56 @@ where
     W: AsyncWrite + Unpin,
 {
     let (tickets_tx, tickets_rx) = mpsc::channel(MAX_OUTSTANDING);
-    tokio::select! {
-        end = read_loop(ctx, reader, tickets_tx, attributes, loss) => end,
-        end = write_loop(ctx, writer, tickets_rx) => end,
+    let end = {
+        let read = read_loop(ctx, &mut reader, tickets_tx, attributes, loss);
+        let write = write_loop(ctx, &mut writer, tickets_rx);
+        tokio::pin!(read, write);
+        tokio::select! {
+            biased;
+            end = &mut read => {
+                // Reading ended (the device closed, a read failed, or the agent is stopping):
+                // the readings already submitted still get their replies, so the device is not
+                // left to present codes again that were committed.
+                if tokio::time::timeout(DRAIN, &mut write).await.is_err() {
+                    debug!(source = %ctx.source_id, "scanner {}: gave up waiting for verdicts after {DRAIN:?}", ctx.source_id);
+                }
+                end
+            }
+            end = &mut write => end,
+        }
+    };
+    if matches!(end, SessionEnd::Stopped) {
+        close_gracefully(&mut reader, &mut writer).await;
     }
+    end
+}
+
+/// Ends a stream the agent stops using while the device may still be sending: half-close our
+/// side, then read and discard what still arrives for a moment. Closing a TCP socket with
+/// unread input sends a reset, which can destroy replies the device has not read yet.
+async fn close_gracefully<R, W>(reader: &mut R, writer: &mut W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let _ = writer.shutdown().await;
+    let mut buf = vec![0u8; READ_BUFFER];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(reader.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
     ctx: &Context,
-    mut reader: R,
+    reader: &mut R,
     tickets: mpsc::Sender<Ticket>,
     attributes: &BTreeMap<String, String>,
     loss: &Loss,
 ) -> SessionEnd {
     let mut framer = Framer::from_config(&ctx.framing);
     let mut buf = vec![0u8; READ_BUFFER];
+    let mut stopping = ctx.stopping.clone();
     loop {
         let idle = ctx.framing.idle_timeout.filter(|_| framer.is_pending());
         let mut closed = false;
@@ -153,6 +218,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             () = sleep(idle.unwrap_or(Duration::ZERO)), if idle.is_some() => {
                 framer.flush_idle().into_iter().collect()
             }
+            () = stopping.wait() => return SessionEnd::Stopped,
         };
         for frame in frames {
             let kind = match ctx.classifier.classify(frame) {
@@ -205,7 +271,7 @@ type VerdictFuture = Pin<Box<dyn Future<Output = Verdict> + Send>>;
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     ctx: &Context,
-    mut writer: W,
+    writer: &mut W,
     mut tickets: mpsc::Receiver<Ticket>,
 ) -> SessionEnd {
     let dialogue = &ctx.dialogue;
@@ -229,8 +295,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     pending = Some(Box::pin(ticket.verdict()));
                     None
                 }
-                // The read loop ended; `run_session` returns its result.
-                None => std::future::pending().await,
+                // The read loop ended and every verdict was answered.
+                None => return SessionEnd::Closed,
             },
             _ = async { trigger.as_mut().expect("guarded").1.tick().await }, if trigger.is_some() => {
                 trigger.as_ref().map(|(command, _)| *command)

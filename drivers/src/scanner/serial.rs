@@ -13,7 +13,7 @@ use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use tracing::{info, warn};
 
 use super::config::{FlowControl, Parity, SerialConfig};
-use super::pipeline::{Context, Loss, SessionEnd, run_session};
+use super::pipeline::{Context, Loss, run_session};
 use crate::reading::DeviceState;
 
 /// Opens the port with every line setting of `config`.
@@ -70,7 +70,7 @@ pub(crate) async fn run(config: &SerialConfig, ctx: &Context) {
                 let (reader, writer) = tokio::io::split(stream);
                 let end =
                     run_session(ctx, reader, writer, &BTreeMap::new(), &Loss::default()).await;
-                if let SessionEnd::SinkClosed = end {
+                if end.ends_source() {
                     return;
                 }
                 warn!(source, port, error = %end,
@@ -86,6 +86,11 @@ pub(crate) async fn run(config: &SerialConfig, ctx: &Context) {
             }
             Err(_) => {}
         }
-        tokio::time::sleep(config.reopen_interval.max(Duration::from_millis(1))).await;
+        if ctx
+            .pause(config.reopen_interval.max(Duration::from_millis(1)))
+            .await
+        {
+            return;
+        }
     }
 }

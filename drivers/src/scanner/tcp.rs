@@ -16,7 +16,7 @@ use std::time::Duration;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, timeout};
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
@@ -78,7 +78,7 @@ pub(crate) async fn run_client(config: &TcpClientConfig, ctx: &Context) {
                 let (reader, writer) = stream.into_split();
                 let end =
                     run_session(ctx, reader, writer, &BTreeMap::new(), &Loss::default()).await;
-                if let SessionEnd::SinkClosed = end {
+                if end.ends_source() {
                     return;
                 }
                 warn!(source, address, error = %end,
@@ -99,7 +99,9 @@ pub(crate) async fn run_client(config: &TcpClientConfig, ctx: &Context) {
             }
             Err(e) => debug!(source, address, error = %e, "scanner {source}: connect failed"),
         }
-        sleep(backoff.next_delay()).await;
+        if ctx.pause(backoff.next_delay()).await {
+            return;
+        }
     }
 }
 
@@ -119,7 +121,9 @@ pub(crate) async fn run_server(config: &TcpServerConfig, ctx: Arc<Context>) {
                         humantime::format_duration(BIND_RETRY));
                     warned = true;
                 }
-                sleep(BIND_RETRY).await;
+                if ctx.pause(BIND_RETRY).await {
+                    return;
+                }
             }
         }
     };
@@ -140,14 +144,19 @@ pub(crate) async fn serve_listener(
     let mut connections: JoinSet<SessionEnd> = JoinSet::new();
     // A refusal has been logged at warn since the last time a slot was free.
     let mut refusal_logged = false;
+    let mut stopping = ctx.stopping.clone();
     loop {
         tokio::select! {
+            // Stop accepting; the connections answer what they submitted, below.
+            () = stopping.wait() => break,
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         warn!(source, error = %e, "scanner {source}: accepting a reader failed: {e}");
-                        sleep(ACCEPT_RETRY).await;
+                        if ctx.pause(ACCEPT_RETRY).await {
+                            break;
+                        }
                         continue;
                     }
                 };
@@ -185,12 +194,14 @@ pub(crate) async fn serve_listener(
             DeviceState::Connected
         });
     }
+    // Stopping: every reader's session stops reading and answers what it submitted.
+    while connections.join_next().await.is_some() {}
 }
 
 /// True when the finished connection says the whole source must stop.
 fn reaped(joined: Result<SessionEnd, tokio::task::JoinError>) -> bool {
     match joined {
-        Ok(SessionEnd::SinkClosed) => true,
+        Ok(end) if end.ends_source() => true,
         Ok(_) => false,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => false,
@@ -206,7 +217,7 @@ async fn serve_reader(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) ->
     let attributes = BTreeMap::from([("reader_addr".to_owned(), peer.ip().to_string())]);
     let (reader, writer) = stream.into_split();
     let end = run_session(&ctx, reader, writer, &attributes, &Loss::default()).await;
-    if !matches!(end, SessionEnd::SinkClosed) {
+    if !end.ends_source() {
         info!(source, %peer, reason = %end, "scanner {source}: reader {peer} disconnected: {end}");
     }
     end

@@ -68,7 +68,7 @@ pub(crate) async fn run(config: &HidConfig, ctx: &Context) {
                 let recording = opened.kind == Kind::Recording;
                 let path = opened.path.display().to_string();
                 match session(config, ctx, opened).await {
-                    SessionEnd::SinkClosed => return,
+                    SessionEnd::SinkClosed | SessionEnd::Stopped => return,
                     SessionEnd::Closed if recording => {
                         info!(
                             source,
@@ -91,7 +91,12 @@ pub(crate) async fn run(config: &HidConfig, ctx: &Context) {
             }
             Err(e) => debug!(source, error = %e, "scanner {source}: {e}"),
         }
-        tokio::time::sleep(config.reopen_interval.max(Duration::from_millis(1))).await;
+        if ctx
+            .pause(config.reopen_interval.max(Duration::from_millis(1)))
+            .await
+        {
+            return;
+        }
     }
 }
 

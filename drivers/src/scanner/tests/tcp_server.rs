@@ -25,11 +25,15 @@ async fn start_server(
         "transport = \"tcp_server\"\nlisten = \"127.0.0.1:0\"\n\
          max_connections = {max_connections}\n{extra}"
     ));
+    let (trigger, stopping) = crate::shutdown::Shutdown::new();
+    // Never stopped: the test ends by dropping the task.
+    std::mem::forget(trigger);
     let ctx = Arc::new(Context::new(
         "test-scanner".into(),
         sink,
         config.framing,
         config.dialogue,
+        stopping,
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
