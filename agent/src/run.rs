@@ -24,6 +24,9 @@ const SINK_CAPACITY: usize = 64;
 
 /// Runs the agent until a stop signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let store = Store::open(&config.store.path, config.limits())?;
     let stats = store.stats()?;
     tracing::info!(

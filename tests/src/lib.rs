@@ -15,6 +15,7 @@
 //!   for MES (MQTT 5 with properties, and 3.1.1).
 //! - [`delivery`]: what a consumer can prove: schema-valid payloads, byte-identical copies,
 //!   complete seqs, order per source.
+//! - [`tls`]: a test PKI (CA, broker and client certificates) made with rcgen.
 //! - [`wait`]: bounded waiting, free ports, and the per-test ceiling [`bounded`].
 //! - [`process`]: children that die with the test.
 //!
@@ -30,6 +31,7 @@ pub mod plc;
 pub mod process;
 pub mod reader;
 pub mod subscriber;
+pub mod tls;
 pub mod wait;
 
 pub use agent::{Agent, CONFIG_FILE, QueueStats, check, check_file, check_with_files};

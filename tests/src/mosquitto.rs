@@ -62,6 +62,16 @@ impl Mosquitto {
 
     /// A broker on `port` if given (else a free one), persistent or not.
     pub fn start_with(port: Option<u16>, persistence: bool) -> Mosquitto {
+        Self::start_configured(port, persistence, "allow_anonymous true\n")
+    }
+
+    /// A broker whose listener takes `listener_options` (mosquitto.conf lines such as
+    /// `cafile …`, `require_certificate true`, `allow_anonymous false`, `password_file …`).
+    pub fn start_secured(listener_options: &str) -> Mosquitto {
+        Self::start_configured(None, false, listener_options)
+    }
+
+    fn start_configured(port: Option<u16>, persistence: bool, options: &str) -> Mosquitto {
         let dir = tempfile::Builder::new()
             .prefix("tg-mosquitto-")
             .tempdir()
@@ -73,7 +83,7 @@ impl Mosquitto {
         };
         let mut attempt = 0;
         loop {
-            write_config(broker.dir.path(), broker.port, persistence);
+            write_config(broker.dir.path(), broker.port, persistence, options);
             match broker.spawn() {
                 Ok(()) => return broker,
                 // Another test took the free port in the meantime: try another one.
@@ -84,6 +94,11 @@ impl Mosquitto {
                 Err(log) => panic!("mosquitto did not start on port {}:\n{log}", broker.port),
             }
         }
+    }
+
+    /// Its folder (for certificates and password files the test writes).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The port it listens on (the same across restarts).
@@ -208,7 +223,7 @@ fn port_is_taken(log: &str) -> bool {
     log.contains("Address already in use")
 }
 
-fn write_config(dir: &Path, port: u16, persistence: bool) {
+fn write_config(dir: &Path, port: u16, persistence: bool, options: &str) {
     let dir_s = dir.display();
     // As root, mosquitto would switch to the `mosquitto` user, which cannot write in our
     // private temporary folder.
@@ -220,8 +235,9 @@ fn write_config(dir: &Path, port: u16, persistence: bool) {
     let config = format!(
         "# written by tracegate-tests\n\
          {user}\
+         per_listener_settings true\n\
          listener {port} 127.0.0.1\n\
-         allow_anonymous true\n\
+         {options}\
          set_tcp_nodelay true\n\
          persistence {persistence}\n\
          persistence_location {dir_s}/\n\

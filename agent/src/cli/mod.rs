@@ -83,6 +83,9 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Check { config } => {
             return match load(&config) {
                 Ok(c) => {
+                    for w in &c.warnings {
+                        eprintln!("warning: {w}");
+                    }
                     print!("{}", config::render_resolved(&c));
                     ExitCode::SUCCESS
                 }

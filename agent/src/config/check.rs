@@ -30,6 +30,7 @@ pub(super) fn check(config: &mut Config, p: &mut Problems<'_>) {
     }
     check_store(config, p);
     check_context(config, p);
+    warn_readable_secrets(config);
     if config.confirm.republish_after < Duration::from_secs(1) {
         p.add(
             "confirm.republish_after",
@@ -46,6 +47,30 @@ pub(super) fn check(config: &mut Config, p: &mut Problems<'_>) {
     }
     check_mqtt(config, p);
     check_sources(config, p);
+}
+
+/// Warns about the config and secret files other users may read.
+fn warn_readable_secrets(config: &mut Config) {
+    use std::os::unix::fs::PermissionsExt;
+    let m = &config.mqtt;
+    let files = [
+        ("the config file", Some(&config.file)),
+        ("mqtt.password_file", m.password_file.as_ref()),
+        ("mqtt.client_key_file", m.client_key_file.as_ref()),
+    ];
+    let mut warnings = Vec::new();
+    for (what, file) in files {
+        let Some(file) = file else { continue };
+        if let Ok(meta) = std::fs::metadata(file) {
+            if meta.permissions().mode() & 0o004 != 0 {
+                warnings.push(format!(
+                    "{what} {} is readable by every user; `chmod o-r` it (or use a systemd credential)",
+                    file.display()
+                ));
+            }
+        }
+    }
+    config.warnings.extend(warnings);
 }
 
 fn check_context(config: &Config, p: &mut Problems<'_>) {
@@ -202,6 +227,33 @@ fn check_mqtt(config: &mut Config, p: &mut Problems<'_>) {
         },
         _ => {}
     }
+    match (&m.client_cert_file, &m.client_key_file) {
+        (Some(_), None) => p.add(
+            "mqtt.client_cert_file",
+            "client_cert_file needs client_key_file",
+        ),
+        (None, Some(_)) => p.add(
+            "mqtt.client_key_file",
+            "client_key_file needs client_cert_file",
+        ),
+        (Some(cert), Some(key)) => {
+            if !tls {
+                p.add(
+                    "mqtt.client_cert_file",
+                    "a client certificate is only used with an mqtts:// url",
+                );
+            }
+            for (k, f) in [
+                ("mqtt.client_cert_file", cert),
+                ("mqtt.client_key_file", key),
+            ] {
+                if let Err(e) = std::fs::metadata(f) {
+                    p.add(k, format!("cannot read {}: {e}", f.display()));
+                }
+            }
+        }
+        (None, None) => {}
+    }
     if let Some(ca) = &m.ca_file {
         if !tls {
             p.add("mqtt.ca_file", "ca_file is only used with an mqtts:// url");
@@ -220,7 +272,8 @@ fn check_sources(config: &Config, p: &mut Problems<'_>) {
         );
     }
     let mut ids = HashSet::new();
-    for (i, s) in config.sources.iter().enumerate() {
+    for s in &config.sources {
+        let i = s.index;
         let at = |key: &str| format!("sources[{i}].{key}");
         let c = &s.common;
         if !is_name(&c.id) {
@@ -294,8 +347,9 @@ fn check_sources(config: &Config, p: &mut Problems<'_>) {
             DriverConfig::Modbus(m) => Some((i, s.common.id.as_str(), m)),
             _ => None,
         });
-    for (i, key, message) in tracegate_drivers::modbus::check_shared_buses(modbus) {
-        let id = &config.sources[i].common.id;
+    for (pos, key, message) in tracegate_drivers::modbus::check_shared_buses(modbus) {
+        let id = &config.sources[pos].common.id;
+        let i = config.sources[pos].index;
         p.add(
             format!("sources[{i}].{key}"),
             format!("source `{id}`: {message}"),

@@ -189,13 +189,25 @@ fn parse(text: &str, file: &Path, problems: &mut Problems<'_>) -> Option<Config>
         confirm: raw.confirm,
         sources,
         hash: hex(&Sha256::digest(text.as_bytes())),
+        warnings: Vec::new(),
     };
     if config.store.path.is_relative() {
         config.store.path = base.join(&config.store.path);
     }
+    for path in [
+        &mut config.mqtt.password_file,
+        &mut config.mqtt.client_key_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *path = expand_credentials(path);
+    }
     for p in [
         &mut config.mqtt.password_file,
         &mut config.mqtt.ca_file,
+        &mut config.mqtt.client_cert_file,
+        &mut config.mqtt.client_key_file,
         &mut config.ops.control_socket,
     ]
     .into_iter()
@@ -256,6 +268,7 @@ fn split_source(
         }
     };
     Some(SourceConfig {
+        index: i,
         common: common?,
         kind,
         driver: driver?,
@@ -280,6 +293,18 @@ fn typed<T: for<'de> Deserialize<'de>>(
             problems.add(path, e.into_inner().message().to_string());
             None
         }
+    }
+}
+
+/// Expands `${CREDENTIALS_DIRECTORY}` (systemd's LoadCredential= folder) in a secret's path.
+fn expand_credentials(path: &Path) -> PathBuf {
+    let text = path.to_string_lossy();
+    match (
+        text.contains("${CREDENTIALS_DIRECTORY}"),
+        std::env::var("CREDENTIALS_DIRECTORY"),
+    ) {
+        (true, Ok(dir)) => PathBuf::from(text.replace("${CREDENTIALS_DIRECTORY}", &dir)),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -42,6 +42,10 @@ pub struct Config {
     /// SHA-256 of the file's bytes, hex; reported in the retained status so an operator can
     /// see which configuration a gateway runs.
     pub hash: String,
+    /// Things that work but should be fixed (secrets readable by others); printed by `check`
+    /// and logged at start.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// `[agent]`: who this agent is. Every event carries these.
@@ -145,13 +149,23 @@ pub struct MqttConfig {
     #[serde(default)]
     pub username: Option<String>,
     /// File holding the password (first line, trailing newline ignored). Secrets never sit in
-    /// the config itself. Only with `username`.
+    /// the config itself. Only with `username`. `${CREDENTIALS_DIRECTORY}` is expanded, so a
+    /// systemd credential works: `password_file = "${CREDENTIALS_DIRECTORY}/mqtt-password"`
+    /// with `LoadCredential=mqtt-password:/etc/tracegate/line-3.password` in the unit.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// PEM file of the CA(s) that sign the broker's certificate, for `mqtts://`. Default: the
-    /// system's trust store.
+    /// system's trust store. The broker's certificate is always verified.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// PEM certificate (chain) the agent presents to the broker (mutual TLS), with
+    /// `client_key_file`. Only for `mqtts://`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file` (PKCS#8, PKCS#1 or SEC1). `${CREDENTIALS_DIRECTORY}`
+    /// is expanded, like for `password_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
     /// Topic prefix. Default `tracegate/<site>/<line>`. Events go to
     /// `<prefix>/<station>/<source>/{scan,noread,invalid}`, status to `<prefix>/status`.
     #[serde(default)]
@@ -359,6 +373,10 @@ pub enum DriverConfig {
 /// One `[[sources]]` entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceConfig {
+    /// Position of the table in the file (`sources[index]` in messages), which differs from
+    /// the position in [`Config::sources`] when an earlier table was rejected.
+    #[serde(skip)]
+    pub index: usize,
     #[serde(flatten)]
     pub common: SourceCommon,
     /// `scanner`, `modbus` or `simulator`.

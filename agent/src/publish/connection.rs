@@ -7,8 +7,8 @@ use std::time::Duration;
 use rumqttc::v5;
 use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
 use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -51,7 +51,11 @@ impl Settings {
         let m = &config.mqtt;
         let (tls, host, port) = parse_mqtt_url(&m.url).map_err(SetupError::Url)?;
         let tls = if tls {
-            Some(Arc::new(tls_config(m.ca_file.as_deref())?))
+            let client = match (&m.client_cert_file, &m.client_key_file) {
+                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                _ => None,
+            };
+            Some(Arc::new(tls_config(m.ca_file.as_deref(), client)?))
         } else {
             None
         };
@@ -178,8 +182,12 @@ impl Settings {
     }
 }
 
-/// rustls with the ring provider; roots from `ca_file` or the system trust store.
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, SetupError> {
+/// rustls with the ring provider; roots from `ca_file` or the system trust store; a client
+/// certificate and key for mutual TLS.
+fn tls_config(
+    ca_file: Option<&std::path::Path>,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<rustls::ClientConfig, SetupError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -211,10 +219,30 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| SetupError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
+        .with_root_certificates(roots);
+    let Some((cert, key)) = client else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let file_err = |key: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        SetupError::Tls(format!("mqtt.{key} {}: {e}", path.display()))
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| file_err("client_cert_file", cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_err("client_cert_file", cert, &e))?;
+    if chain.is_empty() {
+        return Err(file_err(
+            "client_cert_file",
+            cert,
+            &"no PEM certificate in the file",
+        ));
+    }
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| file_err("client_key_file", key, &e))?;
+    builder
+        .with_client_auth_cert(chain, private)
+        .map_err(|e| SetupError::Tls(format!("client certificate and key do not fit: {e}")))
 }

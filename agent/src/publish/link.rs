@@ -49,7 +49,11 @@ pub enum NetEvent {
     /// The connection failed or ended; the poll task has stopped. `handshake` is true when
     /// the TCP/TLS connection stood but the MQTT handshake failed (a broker that does not
     /// speak this protocol version).
-    Lost { reason: String, handshake: bool },
+    Lost {
+        reason: String,
+        handshake: bool,
+        refused_credentials: bool,
+    },
 }
 
 /// What [`Client::ack`] needs to acknowledge an incoming message.
@@ -153,13 +157,24 @@ pub async fn poll_v4(mut eventloop: rumqttc::EventLoop, tx: mpsc::UnboundedSende
         let msg = match eventloop.poll().await {
             Err(e) => {
                 let handshake = connected_but_refused(&e, connected);
+                let refused_credentials = matches!(
+                    e,
+                    ConnectionError::ConnectionRefused(
+                        rumqttc::ConnectReturnCode::BadUserNamePassword
+                            | rumqttc::ConnectReturnCode::NotAuthorized
+                    )
+                );
                 let reason = match e {
                     ConnectionError::ConnectionRefused(code) => {
                         format!("the broker refused the connection: {code:?}")
                     }
                     other => other.to_string(),
                 };
-                let _ = tx.send(NetEvent::Lost { reason, handshake });
+                let _ = tx.send(NetEvent::Lost {
+                    reason,
+                    handshake,
+                    refused_credentials,
+                });
                 return;
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -220,13 +235,27 @@ pub async fn poll_v5(mut eventloop: v5::EventLoop, tx: mpsc::UnboundedSender<Net
                             | ConnectionError::NotConnAck(_)
                             | ConnectionError::MqttState(_)
                     );
+                use v5::mqttbytes::v5::ConnectReturnCode as Rc;
+                let refused_credentials = matches!(
+                    e,
+                    ConnectionError::ConnectionRefused(
+                        Rc::BadUserNamePassword
+                            | Rc::NotAuthorized
+                            | Rc::Banned
+                            | Rc::BadAuthenticationMethod
+                    )
+                );
                 let reason = match e {
                     ConnectionError::ConnectionRefused(code) => {
                         format!("the broker refused the connection: {code:?}")
                     }
                     other => other.to_string(),
                 };
-                let _ = tx.send(NetEvent::Lost { reason, handshake });
+                let _ = tx.send(NetEvent::Lost {
+                    reason,
+                    handshake,
+                    refused_credentials,
+                });
                 return;
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {

@@ -50,6 +50,18 @@ struct Ended {
     reason: String,
     /// The MQTT handshake failed on a standing connection.
     handshake: bool,
+    /// The broker refused our credentials: retrying soon cannot help.
+    refused_credentials: bool,
+}
+
+impl Ended {
+    pub(super) fn lost(reason: String) -> Ended {
+        Ended {
+            reason,
+            handshake: false,
+            refused_credentials: false,
+        }
+    }
 }
 
 impl Publisher {
@@ -80,6 +92,7 @@ impl Publisher {
         let mut protocol = self.settings.first_protocol();
         // With "auto", the version is settled by the first successful handshake.
         let mut settled = self.config.mqtt.protocol != MqttProtocol::Auto;
+        let mut refused = false;
         while !shutdown.is_triggered() {
             let will = self.status(false, Some("connection lost"));
             let (client, mut rx, poller) = self.settings.connect(protocol, will);
@@ -128,10 +141,22 @@ impl Publisher {
                             }
                         }
                     }
-                    self.log_outage(&mut outage, &ended.reason).await;
+                    if ended.refused_credentials {
+                        // A hot reconnect loop would only hammer the broker: wait the longest.
+                        tracing::error!(reason = %ended.reason, user = self.config.mqtt.username.as_deref().unwrap_or("(none)"), retry_in = ?self.config.mqtt.reconnect_max,
+                            "the MQTT broker refused our credentials; check mqtt.username, mqtt.password_file or the client certificate");
+                        outage.get_or_insert((Instant::now(), Instant::now()));
+                        refused = true;
+                    } else {
+                        self.log_outage(&mut outage, &ended.reason).await;
+                    }
                 }
             }
-            let delay = backoff.next_delay();
+            let delay = if std::mem::take(&mut refused) {
+                self.config.mqtt.reconnect_max
+            } else {
+                backoff.next_delay()
+            };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.wait() => return,
@@ -170,11 +195,13 @@ async fn wait_connected(
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(NetEvent::Connected { .. }) => return Ok(()),
-                Some(NetEvent::Lost { reason, handshake }) => return Err(Ended { reason, handshake }),
+                Some(NetEvent::Lost { reason, handshake, refused_credentials }) => {
+                    return Err(Ended { reason, handshake, refused_credentials });
+                }
                 Some(_) => {}
-                None => return Err(Ended { reason: "connection task ended".into(), handshake: false }),
+                None => return Err(Ended::lost("connection task ended".into())),
             },
-            _ = shutdown.wait() => return Err(Ended { reason: "stopping".into(), handshake: false }),
+            _ = shutdown.wait() => return Err(Ended::lost("stopping".into())),
         }
     }
 }

@@ -58,10 +58,7 @@ impl<'a> Session<'a> {
         rx: &mut mpsc::UnboundedReceiver<NetEvent>,
         shutdown: &mut Shutdown,
     ) -> Result<(), Ended> {
-        let lost = |reason: String| Ended {
-            reason,
-            handshake: false,
-        };
+        let lost = Ended::lost;
         let p = self.publisher;
         let window = usize::from(p.settings.inflight);
         let mut committed = p.queue.committed();
@@ -239,10 +236,7 @@ impl<'a> Session<'a> {
                         Carried::Other,
                     )
                     .await
-                    .map_err(|reason| Ended {
-                        reason,
-                        handshake: false,
-                    })?;
+                    .map_err(Ended::lost)?;
                 } else if incoming.topic == self.ack_topic()
                     && self.publisher.config.confirm.enabled
                 {
@@ -256,16 +250,10 @@ impl<'a> Session<'a> {
             }
             Some(NetEvent::Connected { .. }) => {}
             Some(NetEvent::Lost { reason, .. }) => {
-                return Err(Ended {
-                    reason,
-                    handshake: false,
-                });
+                return Err(Ended::lost(reason));
             }
             None => {
-                return Err(Ended {
-                    reason: "connection task ended".into(),
-                    handshake: false,
-                });
+                return Err(Ended::lost("connection task ended".into()));
             }
         }
         Ok(Vec::new())
