@@ -17,7 +17,7 @@ use crate::ops::state::{AgentState, BrokerState, SourceInfo};
 use crate::ops::{notify, server};
 use crate::process::Processor;
 use crate::publish::Publisher;
-use crate::queue::{self, Store};
+use crate::queue;
 
 /// How many readings of one source may wait for processing before its driver is held back.
 const SINK_CAPACITY: usize = 64;
@@ -27,7 +27,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let store = Store::open(&config.store.path, config.limits())?;
+    let (store, _queue_lock, _) =
+        queue::recover::open_for_run(&config.store.path, config.limits())?;
     let stats = store.stats()?;
     tracing::info!(
         path = %config.store.path.display(),

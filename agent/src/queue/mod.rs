@@ -46,6 +46,7 @@
 
 mod commit;
 pub mod confirm;
+pub mod recover;
 pub mod store;
 mod writer;
 
