@@ -31,6 +31,8 @@ pub struct AgentSetup {
     pub max_events: u64,
     /// `section.key=value` overrides (`--set`), value in TOML syntax.
     pub overrides: Vec<String>,
+    /// Extra environment for the agent (`--agent-env K=V`).
+    pub env: Vec<(String, String)>,
 }
 
 /// Applies `section.key=value` overrides to the generated config: the key's line in that
@@ -137,6 +139,7 @@ impl Agent {
                 .arg("--config")
                 .arg(&config)
                 .env("RUST_LOG", "info")
+                .envs(setup.env.iter().map(|(k, v)| (k, v)))
                 .env_remove("JOURNAL_STREAM")
                 .env_remove("NOTIFY_SOCKET")
                 .env_remove("WATCHDOG_USEC")

@@ -48,9 +48,13 @@ options:
   --events N        events per throughput round (default 50000)
   --rounds N        throughput rounds (default 3)
   --backlog N       backlog size (default 1000000)
+  --preload N       events pushed and delivered before the rate phases, so that they run in the
+                    steady state of a long-running agent: the retention of delivered events
+                    (retain_events, default 100000) is full and every commit prunes (default 100000)
   --window N        pipelined reader: codes without a reply (default 200; the driver allows 256)
   --set S.K=V       override a key of the agent's generated config, V in TOML syntax, e.g.
                     --set 'store.commit_window=\"10ms\"' --set store.retain_events=0 (repeatable)
+  --agent-env K=V   extra environment for the agent, e.g. MALLOC_ARENA_MAX=1 (repeatable)
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +83,9 @@ pub struct Opts {
     pub rounds: u32,
     pub backlog: u64,
     pub window: usize,
+    pub preload: u64,
     pub overrides: Vec<String>,
+    pub agent_env: Vec<(String, String)>,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -114,7 +120,9 @@ fn parse() -> Result<Opts, String> {
         rounds: if smoke { 1 } else { 3 },
         backlog: if smoke { 3000 } else { 1_000_000 },
         window: 200,
+        preload: if smoke { 500 } else { 100_000 },
         overrides: Vec::new(),
+        agent_env: Vec::new(),
     };
     while let Some(a) = args.next() {
         let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -130,12 +138,20 @@ fn parse() -> Result<Opts, String> {
             "--json" => o.json = Some(PathBuf::from(val("--json")?)),
             "--keep" => o.keep = true,
             "--set" => o.overrides.push(val("--set")?),
+            "--agent-env" => {
+                let kv = val("--agent-env")?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or(format!("--agent-env {kv}: expected NAME=VALUE"))?;
+                o.agent_env.push((k.to_string(), v.to_string()));
+            }
             "--idle" => o.idle_secs = num(val(&a)?, &a)?,
             "--secs" => o.rate_secs = num(val(&a)?, &a)?,
             "--secs-1" => o.rate1_secs = num(val(&a)?, &a)?,
             "--events" => o.events = num(val(&a)?, &a)? as u64,
             "--rounds" => o.rounds = num(val(&a)?, &a)?.max(1.0) as u32,
             "--backlog" => o.backlog = num(val(&a)?, &a)? as u64,
+            "--preload" => o.preload = num(val(&a)?, &a)? as u64,
             "--window" => o.window = (num(val(&a)?, &a)? as usize).clamp(1, 256),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other:?}")),

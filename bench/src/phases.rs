@@ -175,6 +175,9 @@ impl Bench<'_> {
         if latency || throughput || idle_only {
             let mut a = self.start_agent("agent", 2_000_000, true)?;
             self.idle(&a, "idle (fresh, connected)", self.o.idle_secs);
+            if (latency || throughput) && self.o.preload > 0 {
+                self.preload(&mut a)?;
+            }
             if latency {
                 let s1 = self.o.rate1_secs;
                 let s = self.o.rate_secs;
@@ -220,6 +223,7 @@ impl Bench<'_> {
                 broker_port: self.broker.port,
                 max_events,
                 overrides: self.o.overrides.clone(),
+                env: self.o.agent_env.clone(),
             },
         )?;
         if connected
@@ -321,6 +325,33 @@ impl Bench<'_> {
             }
         }
         (lo, hi)
+    }
+
+    /// Brings the agent into the steady state of a long-running one: the retention of
+    /// delivered events is full, so every later commit also prunes.
+    fn preload(&mut self, a: &mut Running) -> Result<(), String> {
+        let sec = "preload";
+        self.r.section(sec);
+        let n = self.o.preload;
+        let w = self.o.window;
+        let run = self.send(
+            a,
+            n as usize,
+            Pace::Pipelined {
+                window: w,
+                batch: 32,
+            },
+            Duration::from_secs(n / 100 + 120),
+        )?;
+        self.wait_delivered(&a.agent, Duration::from_secs(n / 100 + 120))?;
+        let (_, last) = self.arrival_span(false, run.first_seq, n);
+        let rate = n as f64 / secs(last - run.sent[0]);
+        let retained = a
+            .agent
+            .metric("tracegate_queue_retained_events")
+            .unwrap_or(-1.0);
+        self.r.put(sec, "events", json!(n), &format!("{n} events pushed and delivered ({rate:.0}/s; not a measurement), {retained} delivered events retained"));
+        Ok(())
     }
 
     fn idle(&mut self, a: &Running, label: &str, secs_: f64) {
