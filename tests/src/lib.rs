@@ -18,17 +18,21 @@
 //! - [`tls`]: a test PKI (CA, broker and client certificates) made with rcgen.
 //! - [`wait`]: bounded waiting, free ports, and the per-test ceiling [`bounded`].
 //! - [`process`]: children that die with the test.
+//! - [`proxy`]: a TCP proxy that can cut every connection and delay traffic; [`chaos`]: the
+//!   chaos harness (kills, broker restarts, cuts) behind tests/tests/chaos.rs.
 //!
 //! The binary is `target/debug/tracegate`: build it first (`cargo build -p tracegate`;
 //! scripts/test does). mosquitto must be installed; nothing is skipped without it.
 
 pub mod agent;
+pub mod chaos;
 pub mod delivery;
 pub mod http;
 pub mod mosquitto;
 pub mod mqtt;
 pub mod plc;
 pub mod process;
+pub mod proxy;
 pub mod reader;
 pub mod subscriber;
 pub mod tls;
