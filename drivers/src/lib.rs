@@ -14,6 +14,8 @@
 
 pub mod backoff;
 pub mod modbus;
+#[cfg(feature = "opcua")]
+pub mod opcua;
 pub mod reading;
 pub mod scanner;
 pub mod shutdown;
