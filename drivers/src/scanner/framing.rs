@@ -137,6 +137,15 @@ impl Framer {
                     .unwrap_or_else(|| "frame started with STX but no ETX followed".into()),
             }),
             State::Collecting if partial.is_empty() => None,
+            // Bytes that may begin a terminator are held back from the length check while
+            // they wait for the rest of it; the idle timeout makes them data, so the frame may
+            // now be too long.
+            State::Collecting if trim_crlf(&partial).len() > self.max_frame => {
+                self.buf = partial;
+                let frame = self.overlong();
+                self.buf.clear();
+                Some(frame)
+            }
             State::Collecting => self.complete(&partial),
             State::Outside | State::Discarding => None,
         }

@@ -413,3 +413,18 @@ fn lost_input_with_idle_timeout_stx_etx_and_overlong_frames() {
         vec![overlong(b"ABCD", 4), code("OK")]
     );
 }
+
+/// Found while writing the fuzz target `framing` (its invariant "every frame ≤ max_frame"): with
+/// a terminator of several bytes, the start of a terminator held at the end of a full frame
+/// became part of it at the idle timeout, giving a data frame longer than `max_frame`.
+#[test]
+fn idle_timeout_never_yields_a_frame_longer_than_max_frame() {
+    let mut framer = Framer::new(b"XY", false, 3);
+    assert_eq!(framer.push(b"abcX"), []);
+    assert_eq!(framer.flush_idle(), Some(overlong(b"abc", 3)));
+    assert!(!framer.is_pending());
+    // CR and LF trimmed off still fit.
+    let mut framer = Framer::new(b"\r\n", false, 3);
+    assert_eq!(framer.push(b"abc\r"), []);
+    assert_eq!(framer.flush_idle(), Some(code("abc")));
+}

@@ -205,7 +205,9 @@ impl Decoder {
     fn press(&mut self, code: u16, out: &mut Vec<u8>) -> Option<Note> {
         if self.plain_alt() {
             if let Some(digit) = keypad_digit(code) {
-                self.alt_code = Some(self.alt_code.unwrap_or(0).saturating_mul(10) + digit);
+                // Kept modulo 256 as it grows (the character is the code modulo 256), so no
+                // number of digits can overflow.
+                self.alt_code = Some((self.alt_code.unwrap_or(0) * 10 + digit) % 256);
                 return None;
             }
             self.alt_code = None;

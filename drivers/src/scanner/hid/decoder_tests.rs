@@ -296,3 +296,15 @@ fn a_recorded_evtest_session_decodes() {
     }
     assert_eq!(out, b"A1\x1d\r");
 }
+
+/// Found while writing the fuzz target `hid_decoder` (its no-panic invariant): ten or more keypad
+/// digits under Alt overflowed the code (`saturating_mul(10) + digit` panics once the product
+/// saturates, in debug builds; release builds wrapped).
+#[test]
+fn alt_code_of_many_digits_does_not_overflow() {
+    // 99 999 999 999 mod 256 = 255: ÿ. The code is taken modulo 256 however long it is.
+    let keys = Keys::default().alt_code(&[KEY_KP9; 11]);
+    assert_eq!(text(Layout::Us, keys), "ÿ");
+    let keys = Keys::default().alt_code(&[KEY_KP0; 40]);
+    assert_eq!(typed(Layout::De, keys), b"");
+}
