@@ -87,13 +87,13 @@ fn readme_blocks() -> Vec<String> {
 #[test]
 fn every_readme_example_parses_and_validates() {
     let blocks = readme_blocks();
-    assert_eq!(blocks.len(), 3, "the README's examples");
+    assert_eq!(blocks.len(), 4, "the README's examples");
     let counts: Vec<usize> = blocks
         .iter()
         .enumerate()
         .map(|(i, b)| check_sources(b, &format!("README example {i}")).len())
         .collect();
-    assert_eq!(counts, [1, 2, 1]);
+    assert_eq!(counts, [1, 1, 2, 1]);
 }
 
 #[test]

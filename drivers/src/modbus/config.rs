@@ -53,6 +53,9 @@ pub struct ModbusConfig {
     /// Without a handshake: the tag whose value is the event's code. Default: the value of
     /// the tag whose trigger fired.
     pub code_tag: Option<String>,
+    /// `[[sources.context_tags]]`: the line context MES pushed down (work order, batch…)
+    /// written into holding registers whenever it changes, so the HMI shows it. Default: none.
+    pub context_tags: Vec<super::context::ContextTagConfig>,
 }
 
 /// How the device is reached.

@@ -7,6 +7,7 @@
 //! - [`codec`]: registers → values (types, word orders, strings, bits, scaling).
 //! - [`plan`]: which read requests cover a set of tags (limits, gaps).
 //! - [`trigger`]: change / rising-edge / counter detection for polled tags.
+//! - [`context`]: the line context MES pushed down, as register writes for the HMI.
 //! - [`handshake`]: the code handover state machine (counter → block → verdict → ack).
 //! - [`config`] (`raw.rs`, `validate.rs`): [`ModbusConfig`], its TOML keys and checks.
 //!
@@ -27,6 +28,7 @@ mod bus;
 mod client;
 pub mod codec;
 pub mod config;
+pub mod context;
 pub mod handshake;
 pub mod plan;
 mod polled;

@@ -34,6 +34,9 @@ pub(crate) async fn run(src: &mut Source<'_>, link: &mut Link) -> End {
     let mut ticks = ticker(c.poll_interval);
     loop {
         ticks.tick().await;
+        if let Err(e) = src.sync_context(link, false).await {
+            return e.into();
+        }
         let snapshot = match reads.read(link).await {
             Ok(s) => s,
             Err(e) => return e.into(),

@@ -66,6 +66,8 @@ pub(crate) struct RawModbusConfig {
     tags: Vec<TagConfig>,
     #[serde(default)]
     code_tag: Option<String>,
+    #[serde(default)]
+    context_tags: Vec<super::context::ContextTagConfig>,
 }
 
 impl TryFrom<RawModbusConfig> for ModbusConfig {
@@ -149,6 +151,7 @@ impl TryFrom<RawModbusConfig> for ModbusConfig {
             handshake: raw.handshake,
             tags: raw.tags,
             code_tag: raw.code_tag,
+            context_tags: raw.context_tags,
         })
     }
 }

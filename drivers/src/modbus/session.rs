@@ -18,7 +18,11 @@ use super::plan::Item;
 use super::polled;
 use super::read::{Reads, Snapshot};
 use crate::backoff::Backoff;
-use crate::reading::{Sink, Verdict};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::reading::{LineContext, Sink, Verdict};
 
 /// Why a session ended.
 pub(crate) enum End {
@@ -40,6 +44,41 @@ pub(crate) struct Source<'a> {
     pub config: &'a ModbusConfig,
     pub sink: &'a Sink,
     pub health: Health,
+    /// The line context to show on the PLC (`context_tags`).
+    pub context: watch::Receiver<Arc<LineContext>>,
+}
+
+impl Source<'_> {
+    /// Writes the line context into the PLC's context tags: always when `force` (a new
+    /// session: the PLC may have restarted), else only when MES changed it.
+    pub async fn sync_context(&mut self, link: &mut Link, force: bool) -> Result<(), RequestError> {
+        if self.config.context_tags.is_empty()
+            || !(force || self.context.has_changed().unwrap_or(false))
+        {
+            return Ok(());
+        }
+        let context = self.context.borrow_and_update().clone();
+        for w in super::context::writes(&self.config.context_tags, &context) {
+            if w.cut {
+                let id = self.id;
+                warn!(
+                    source = id,
+                    register = w.start,
+                    "modbus {id}: a context value is longer than its registers and was cut"
+                );
+            }
+            link.call(Op::Write {
+                start: w.start,
+                values: w.values,
+            })
+            .await?;
+        }
+        debug!(
+            source = self.id,
+            "modbus {}: line context written to the PLC", self.id
+        );
+        Ok(())
+    }
 }
 
 /// Whether the device works, logged on changes only: one warning per outage, one info when it
@@ -92,8 +131,15 @@ pub(crate) async fn run(id: &str, config: &ModbusConfig, sink: &Sink, mut link: 
         config,
         sink,
         health: Health::new(id, config),
+        context: sink.context(),
     };
     loop {
+        if let Err(error) = source.sync_context(&mut link, true).await {
+            link.disconnect();
+            let delay = source.health.failed(&error);
+            sleep(delay).await;
+            continue;
+        }
         let end = match &config.handshake {
             Some(h) => handshake(&mut source, h, &mut link).await,
             None => polled::run(&mut source, &mut link).await,
@@ -151,6 +197,9 @@ async fn handshake(src: &mut Source<'_>, h: &HandshakeConfig, link: &mut Link) -
             }
             Action::Poll => {
                 ticks.tick().await;
+                if let Err(e) = src.sync_context(link, false).await {
+                    return e.into();
+                }
                 match poll.read(link).await {
                     Ok(s) => {
                         src.health.ok();

@@ -80,6 +80,7 @@ impl ModbusConfig {
             None => validate_triggers(self, &mut p),
         }
         validate_tags(self, &mut p);
+        super::context::validate(&self.context_tags, &mut p.0);
         if p.0.is_empty() { Ok(()) } else { Err(p.0) }
     }
 }
