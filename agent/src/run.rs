@@ -89,6 +89,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             DriverConfig::Modbus(c) => {
                 drivers.spawn(tracegate_drivers::modbus::run(c, id, sink, shutdown))
             }
+            #[cfg(feature = "opcua")]
+            DriverConfig::Opcua(c) => {
+                drivers.spawn(tracegate_drivers::opcua::run(c, id, sink, shutdown))
+            }
             DriverConfig::Simulator(c) => {
                 drivers.spawn(crate::simulator::run(c, id, sink, shutdown))
             }

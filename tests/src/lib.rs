@@ -11,6 +11,8 @@
 //! - [`reader`]: the test as a barcode reader: a pseudo-terminal pair or TCP, either direction.
 //! - [`plc`]: the test as a PLC: an in-process Modbus TCP or RTU (pty) server with the code
 //!   handshake's register map, recording reads and writes.
+//! - [`opcua`]: the test as a PLC with an in-process OPC UA server (async-opcua) holding the
+//!   handshake's nodes, stoppable and restartable on the same port.
 //! - [`http`]: GET the agent's /metrics and /health; [`mqtt`]: one-shot publishes standing in
 //!   for MES (MQTT 5 with properties, and 3.1.1).
 //! - [`delivery`]: what a consumer can prove: schema-valid payloads, byte-identical copies,
@@ -30,6 +32,7 @@ pub mod delivery;
 pub mod http;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod opcua;
 pub mod plc;
 pub mod process;
 pub mod proxy;

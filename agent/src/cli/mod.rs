@@ -1,5 +1,8 @@
-//! The command line: `run`, `check`, `status`, `queue stats|peek|export|replay`.
+//! The command line: `run`, `check`, `status`, `queue stats|peek|export|replay`,
+//! `opcua trust`.
 
+#[cfg(feature = "opcua")]
+mod opcua;
 mod queue;
 mod status;
 
@@ -58,6 +61,12 @@ pub enum Command {
         #[command(subcommand)]
         command: queue::QueueCommand,
     },
+    /// OPC UA sources: trust a server certificate.
+    #[cfg(feature = "opcua")]
+    Opcua {
+        #[command(subcommand)]
+        command: opcua::OpcuaCommand,
+    },
 }
 
 /// Loads a config or prints its problems; `Err` carries the exit code.
@@ -95,6 +104,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run { config } => (config.clone(), Command::Run { config }),
         Command::Status { config, json } => (config.clone(), Command::Status { config, json }),
         Command::Queue { command } => (command.config().to_path_buf(), Command::Queue { command }),
+        #[cfg(feature = "opcua")]
+        Command::Opcua { command } => (command.config().to_path_buf(), Command::Opcua { command }),
     };
     let config = match load(&path) {
         Ok(c) => c,
@@ -114,6 +125,8 @@ pub fn main(cli: Cli) -> ExitCode {
         }
         Command::Status { json, .. } => block_on(status::status(&config, json)),
         Command::Queue { command } => queue::run(&config, command),
+        #[cfg(feature = "opcua")]
+        Command::Opcua { command } => opcua::run(&config, command),
         Command::Check { .. } => unreachable!("handled above"),
     };
     match result {

@@ -332,6 +332,8 @@ fn check_sources(config: &Config, p: &mut Problems<'_>) {
         let driver_problems = match &s.driver {
             DriverConfig::Scanner(d) => d.validate().err(),
             DriverConfig::Modbus(d) => d.validate().err(),
+            #[cfg(feature = "opcua")]
+            DriverConfig::Opcua(d) => d.validate().err(),
             DriverConfig::Simulator(d) => d.validate().err(),
         };
         for (key, message) in driver_problems.unwrap_or_default() {

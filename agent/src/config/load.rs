@@ -194,6 +194,16 @@ fn parse(text: &str, file: &Path, problems: &mut Problems<'_>) -> Option<Config>
     if config.store.path.is_relative() {
         config.store.path = base.join(&config.store.path);
     }
+    #[cfg(feature = "opcua")]
+    {
+        // OPC UA certificates live beside the queue (the agent's state directory).
+        let state_dir = config.store.path.parent().unwrap_or(base).to_path_buf();
+        for s in &mut config.sources {
+            if let DriverConfig::Opcua(o) = &mut s.driver {
+                o.resolve_paths(file, &state_dir);
+            }
+        }
+    }
     for path in [
         &mut config.mqtt.password_file,
         &mut config.mqtt.client_key_file,
@@ -256,6 +266,17 @@ fn split_source(
     let driver = match kind.as_str() {
         "scanner" => typed::<ScannerConfig>(i, table, problems).map(DriverConfig::Scanner),
         "modbus" => typed::<ModbusConfig>(i, table, problems).map(DriverConfig::Modbus),
+        #[cfg(feature = "opcua")]
+        "opcua" => typed::<tracegate_drivers::opcua::OpcuaConfig>(i, table, problems)
+            .map(DriverConfig::Opcua),
+        #[cfg(not(feature = "opcua"))]
+        "opcua" => {
+            problems.add(
+                at("type"),
+                "this tracegate was built without OPC UA support (the `opcua` feature)",
+            );
+            None
+        }
         "simulator" => typed::<SimulatorConfig>(i, table, problems).map(DriverConfig::Simulator),
         other => {
             problems.add(

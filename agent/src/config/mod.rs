@@ -20,6 +20,8 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 use tracegate_drivers::modbus::ModbusConfig;
+#[cfg(feature = "opcua")]
+use tracegate_drivers::opcua::OpcuaConfig;
 use tracegate_drivers::scanner::ScannerConfig;
 
 use crate::simulator::SimulatorConfig;
@@ -366,6 +368,10 @@ pub enum DriverConfig {
     /// A PLC over Modbus TCP or RTU, usually with the code handshake
     /// (drivers/src/modbus/README.md).
     Modbus(ModbusConfig),
+    /// A PLC's OPC UA server: subscriptions, the code handshake with write-back
+    /// (drivers/src/opcua/README.md).
+    #[cfg(feature = "opcua")]
+    Opcua(OpcuaConfig),
     /// Simulated scans, for trying the product without hardware.
     Simulator(SimulatorConfig),
 }
@@ -379,7 +385,7 @@ pub struct SourceConfig {
     pub index: usize,
     #[serde(flatten)]
     pub common: SourceCommon,
-    /// `scanner`, `modbus` or `simulator`.
+    /// `scanner`, `modbus`, `opcua` or `simulator`.
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(skip)]
