@@ -195,6 +195,12 @@ impl AgentState {
         };
         let full = self.queue_full();
         let mut alarms = Vec::new();
+        if *self.queue.failing().borrow() {
+            alarms.push(
+                "queue commits are failing (disk full or I/O error): sources are not acknowledged"
+                    .into(),
+            );
+        }
         if full {
             alarms.push(format!(
                 "the queue is full ({} events, {} bytes)",
