@@ -73,21 +73,7 @@ impl Agent {
     /// Writes `config_toml` to a fresh folder and starts the agent on it. Put
     /// `path = "queue.db"` in `[store]`: relative paths resolve against the config's folder.
     pub fn start(config_toml: &str) -> Agent {
-        let dir = tempfile::Builder::new()
-            .prefix("tg-agent-")
-            .tempdir()
-            .expect("tempdir");
-        let config = dir.path().join(CONFIG_FILE);
-        fs::write(&config, config_toml).expect("write the agent's config");
-        let mut agent = Agent {
-            dir,
-            config,
-            child: None,
-            runs: 0,
-            env: Vec::new(),
-        };
-        agent.spawn();
-        agent
+        Self::start_with_env(config_toml, &[])
     }
 
     /// Like [`Agent::start`], with extra environment variables (e.g. systemd's NOTIFY_SOCKET).
