@@ -363,7 +363,7 @@ pub struct SourceCommon {
 /// A source's driver and its own settings, chosen by `type`.
 #[derive(Debug, Clone)]
 pub enum DriverConfig {
-    /// A barcode reader over serial or TCP (drivers/src/scanner/README.md).
+    /// A barcode reader over serial, TCP or USB HID (drivers/src/scanner/README.md).
     Scanner(ScannerConfig),
     /// A PLC over Modbus TCP or RTU, usually with the code handshake
     /// (drivers/src/modbus/README.md).
