@@ -103,6 +103,9 @@ pub(crate) async fn run(id: &str, config: &OpcuaConfig, sink: &Sink) {
     };
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut last_error = String::new();
+    // Without a handshake: the last code seen, kept across sessions so that a code that
+    // changed while the session was being recreated is reported, not taken as a baseline.
+    let mut last_code: Option<Vec<u8>> = None;
     loop {
         let live = match setup(&mut client, config, id).await {
             Ok(live) => live,
@@ -125,7 +128,7 @@ pub(crate) async fn run(id: &str, config: &OpcuaConfig, sink: &Sink) {
         };
         last_error.clear();
         backoff.reset();
-        let (live, nodes, namespaces, changes) = live;
+        let (live, nodes, namespaces, changes, baseline) = live;
         health.up(sink);
         info!(source = id, endpoint = %config.endpoint,
             "opcua {id}: connected to {}, subscribed", config.endpoint);
@@ -148,7 +151,7 @@ pub(crate) async fn run(id: &str, config: &OpcuaConfig, sink: &Sink) {
                 };
                 s.handshake(Handshake::new(results)).await
             }
-            None => s.codes().await,
+            None => s.codes(&mut last_code, baseline).await,
         };
         let session = s.live.session.clone();
         drop(s);
@@ -171,6 +174,7 @@ type Setup = (
     Nodes,
     Vec<String>,
     mpsc::UnboundedReceiver<(u32, DataValue)>,
+    Option<Vec<DataValue>>,
 );
 
 /// Endpoint, trust, identity, session, namespaces, nodes and subscription.
@@ -189,9 +193,46 @@ async fn setup(
         .map_err(|_| ConnectError::NotConnected(opcua::types::StatusCode::BadTimeout))??;
     let namespaces = connect::namespaces(&live.session).await?;
     let nodes = Nodes::resolve(config, &namespaces).map_err(ConnectError::Nodes)?;
+    // Without a handshake, the code and context nodes are read before subscribing: that value
+    // is the baseline, so the subscription's first notification is an event if the code
+    // changed in between (a change right after connecting is not mistaken for the baseline).
+    let baseline = match config.handshake {
+        Some(_) => None,
+        None => {
+            let mut wanted = vec![&nodes.trigger];
+            wanted.extend(nodes.context.iter().map(|(_, n)| n));
+            match read_values(&live.session, &wanted).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    debug!(source = id, "opcua {id}: reading the baseline failed: {e}");
+                    None
+                }
+            }
+        }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     connect::subscribe(&live.session, config, &nodes, tx).await?;
-    Ok((live, nodes, namespaces, rx))
+    Ok((live, nodes, namespaces, rx, baseline))
+}
+
+/// Reads the values of `nodes`, one for each.
+async fn read_values(session: &Session, nodes: &[&NodeId]) -> Result<Vec<DataValue>, String> {
+    let ids: Vec<ReadValueId> = nodes
+        .iter()
+        .map(|n| ReadValueId::from((*n).clone()))
+        .collect();
+    let values = session
+        .read(&ids, TimestampsToReturn::Source, 0.0)
+        .await
+        .map_err(|e| e.to_string())?;
+    if values.len() != ids.len() {
+        return Err(format!(
+            "the server answered {} of {} values",
+            values.len(),
+            ids.len()
+        ));
+    }
+    Ok(values)
 }
 
 /// One live session.
@@ -275,24 +316,7 @@ impl Running<'_> {
     }
 
     async fn read(&self, nodes: &[&NodeId]) -> Result<Vec<DataValue>, String> {
-        let ids: Vec<ReadValueId> = nodes
-            .iter()
-            .map(|n| ReadValueId::from((*n).clone()))
-            .collect();
-        let values = self
-            .live
-            .session
-            .read(&ids, TimestampsToReturn::Source, 0.0)
-            .await
-            .map_err(|e| e.to_string())?;
-        if values.len() != ids.len() {
-            return Err(format!(
-                "the server answered {} of {} values",
-                values.len(),
-                ids.len()
-            ));
-        }
-        Ok(values)
+        read_values(&self.live.session, nodes).await
     }
 
     /// The handover loop (see [`super::handshake`]).
@@ -471,42 +495,56 @@ impl Running<'_> {
     }
 
     /// Without a handshake: each data change of the code node is an event, with the context
-    /// nodes' latest values. The first value is a baseline; after a reconnect the code node is
-    /// read once and a code that changed meanwhile is reported.
-    async fn codes(&mut self) -> End {
+    /// nodes' latest values. The very first value (`last` is `None`) is a baseline; `baseline`
+    /// is what was read before subscribing. After a reconnect the code node is read once and a
+    /// code that changed meanwhile is reported.
+    async fn codes(&mut self, last: &mut Option<Vec<u8>>, baseline: Option<Vec<DataValue>>) -> End {
         let id = self.id;
-        let mut last: Option<Vec<u8>> = None;
         let mut context: Vec<Option<String>> = vec![None; self.nodes.context.len()];
+        let mut pending = None;
+        if let Some(values) = baseline {
+            for (slot, dv) in context.iter_mut().zip(&values[1..]) {
+                *slot = values::good(dv).map(values::text);
+            }
+            pending = Some(values::good(&values[0]).and_then(values::code_bytes));
+        }
         loop {
-            let code = match self.wait().await {
-                Woke::Change(TRIGGER, dv) => values::good(&dv).and_then(values::code_bytes),
-                Woke::Change(h, dv) => {
-                    if let Some(slot) = h
-                        .checked_sub(CONTEXT)
-                        .and_then(|i| context.get_mut(i as usize))
-                    {
-                        *slot = values::good(&dv).map(values::text);
+            let code = if let Some(code) = pending.take() {
+                code
+            } else {
+                match self.wait().await {
+                    Woke::Change(TRIGGER, dv) => values::good(&dv).and_then(values::code_bytes),
+                    Woke::Change(h, dv) => {
+                        if let Some(slot) = h
+                            .checked_sub(CONTEXT)
+                            .and_then(|i| context.get_mut(i as usize))
+                        {
+                            *slot = values::good(&dv).map(values::text);
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                Woke::Resync => {
-                    let node = self.nodes.trigger.clone();
-                    match self.read(&[&node]).await {
-                        Ok(v) => values::good(&v[0]).and_then(values::code_bytes),
-                        Err(e) => {
-                            debug!(source = id, "opcua {id}: reading the code node failed: {e}");
-                            continue;
+                    Woke::Resync => {
+                        let node = self.nodes.trigger.clone();
+                        match self.read(&[&node]).await {
+                            Ok(v) => values::good(&v[0]).and_then(values::code_bytes),
+                            Err(e) => {
+                                debug!(
+                                    source = id,
+                                    "opcua {id}: reading the code node failed: {e}"
+                                );
+                                continue;
+                            }
                         }
                     }
+                    Woke::End(end) => return end,
                 }
-                Woke::End(end) => return end,
             };
             let Some(code) = code else { continue };
             let first = last.is_none();
             if last.as_ref() == Some(&code) {
                 continue;
             }
-            last = Some(code.clone());
+            *last = Some(code.clone());
             if first || code.is_empty() {
                 continue;
             }
