@@ -1,7 +1,7 @@
 //! One connected MQTT session: fill the in-flight window from the queue, correlate
 //! acknowledgements, mark events delivered, answer commands, send the heartbeat.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -19,6 +19,8 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// How long after a broker refused events (MQTT 5 reason code) they are sent again.
 const RETRY_REFUSED: Duration = Duration::from_secs(5);
 const JSON: Option<&str> = Some("application/json");
+/// Rows fetched from the queue per round trip to its writer, ahead of the in-flight window.
+const FETCH_AHEAD: usize = 256;
 
 /// The state of one connection.
 pub(super) struct Session<'a> {
@@ -30,6 +32,10 @@ pub(super) struct Session<'a> {
     sources: HashMap<u64, String>,
     /// When events the broker refused are to be sent again.
     retry_at: Option<Instant>,
+    /// Rows fetched but not yet sent, in seq order, and whether that fetch reached the end of
+    /// the queue.
+    ahead: VecDeque<crate::queue::Row>,
+    ahead_ends: bool,
 }
 
 impl<'a> Session<'a> {
@@ -41,7 +47,15 @@ impl<'a> Session<'a> {
             inflight: InFlight::new(),
             sources: HashMap::new(),
             retry_at: None,
+            ahead: VecDeque::new(),
+            ahead_ends: false,
         }
+    }
+
+    /// Publishing starts again from the front of the queue.
+    fn rewind(&mut self) {
+        self.inflight.cursor = 0;
+        self.ahead.clear();
     }
 
     fn command_topic(&self) -> String {
@@ -104,12 +118,12 @@ impl<'a> Session<'a> {
                 }
                 _ = replays.changed() => {
                     // Delivered events were queued again: start again from the front.
-                    self.inflight.cursor = 0;
+                    self.rewind();
                     caught_up = false;
                 }
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
                     self.retry_at = None;
-                    self.inflight.cursor = 0;
+                    self.rewind();
                     caught_up = false;
                 }
                 changed = committed.changed(), if caught_up => {
@@ -152,17 +166,24 @@ impl<'a> Session<'a> {
         .await
     }
 
-    /// Publishes queued events after the cursor into the free part of the window. True when
-    /// the queue had no more.
+    /// Publishes queued events after the cursor into the free part of the window, fetching
+    /// [`FETCH_AHEAD`] at a time. True when the queue had no more.
     async fn fill(&mut self, window: usize) -> Result<bool, String> {
         let room = window - self.inflight.events_in_flight();
-        let rows = self
-            .publisher
-            .queue
-            .fetch(self.inflight.cursor, room)
-            .await
-            .map_err(|e| e.to_string())?;
-        let caught_up = rows.len() < room;
+        if self.ahead.is_empty() {
+            // Everything fetched before was sent: the cursor is the last row fetched.
+            let want = FETCH_AHEAD.max(room);
+            let rows = self
+                .publisher
+                .queue
+                .fetch(self.inflight.cursor, want)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.ahead_ends = rows.len() < want;
+            self.ahead.extend(rows);
+        }
+        let rows: Vec<_> = self.ahead.drain(..room.min(self.ahead.len())).collect();
+        let caught_up = self.ahead.is_empty() && self.ahead_ends;
         for row in rows {
             if self.inflight.holds(row.seq) {
                 self.inflight.cursor = self.inflight.cursor.max(row.seq);

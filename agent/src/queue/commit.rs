@@ -67,7 +67,10 @@ impl Store {
         let mut t = self.totals;
         let mut out = Committed::default();
         let mut handovers: HashMap<String, (String, u64, bool)> = HashMap::new();
-        mark_delivered(&tx, &mut t, delivered, &limits, now_ms)?;
+        // Rows deleted in this commit: `meta.next_seq` is then written too, since the highest
+        // seq may be among them. Otherwise the highest row tells it ([`Store::open`]), and a
+        // commit of appends touches no meta page.
+        let mut deleted = mark_delivered(&tx, &mut t, delivered, &limits, now_ms)?;
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO events (seq, id, source, topic, captured_ms, bytes, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -123,9 +126,9 @@ impl Store {
             }
         }
         if out.last_seq.is_some() || !delivered.is_empty() {
-            prune_retained(&tx, &limits, &mut t, now_ms)?;
+            deleted += prune_retained(&tx, &limits, &mut t, now_ms)?;
         }
-        if out.last_seq.is_some() {
+        if deleted + out.dropped > 0 {
             set_meta(&tx, "next_seq", t.next_seq)?;
         }
         if out.dropped > 0 {
@@ -152,17 +155,18 @@ impl Store {
 }
 
 /// The broker acknowledged `seqs`: they wait for confirmation ([confirm] mode), are retained
-/// for replay, or are deleted (retention off).
+/// for replay, or are deleted (retention off). Returns how many rows were deleted.
 fn mark_delivered(
     tx: &Transaction<'_>,
     t: &mut Totals,
     seqs: &[u64],
     l: &Limits,
     now_ms: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<u64> {
     if seqs.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    let mut deleted = 0;
     let keep = l.confirm || l.retain_events > 0;
     let sql = if keep {
         "UPDATE events SET state = 1, published_ms = ?2, first_published_ms = coalesce(first_published_ms, ?2)
@@ -184,17 +188,24 @@ fn mark_delivered(
             } else if keep {
                 t.retained += 1;
                 t.retained_bytes += b;
+            } else {
+                deleted += 1;
             }
         }
     }
-    Ok(())
+    Ok(deleted)
 }
 
-fn set_meta(tx: &Transaction<'_>, key: &str, value: u64) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-        params![key, value],
-    )?;
+/// Sets a meta value. An update in place rewrites the table's one page; `INSERT OR REPLACE`
+/// would delete and insert the row and rewrite its key index's page as well.
+pub(super) fn set_meta(tx: &Transaction<'_>, key: &str, value: u64) -> rusqlite::Result<()> {
+    let updated = tx
+        .prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")?
+        .execute(params![key, value])?;
+    if updated == 0 {
+        tx.prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2)")?
+            .execute(params![key, value])?;
+    }
     Ok(())
 }
 
@@ -233,20 +244,41 @@ fn make_room(
     Ok(fits(t))
 }
 
-/// Deletes retained (delivered) events beyond the retention's count, bytes or age.
+/// Deletes retained (delivered) events beyond the retention's count, bytes or age, in
+/// batches: nothing until a limit is exceeded by a slack of 1/32 of it, then down to the limit.
+/// Most commits so leave the oldest pages alone, and a prune frees whole pages at once (a
+/// freed page is listed, not rewritten). Returns how many rows were deleted.
 pub(super) fn prune_retained(
     tx: &Transaction<'_>,
     l: &Limits,
     t: &mut Totals,
     now_ms: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<u64> {
     let oldest_allowed = now_ms - l.retain_age.as_millis() as i64;
+    if t.retained <= l.retain_events + l.retain_events / 32
+        && t.retained_bytes <= l.retain_bytes + l.retain_bytes / 32
+    {
+        // Within the count and bytes: only the age can require a prune.
+        let slack_ms = (l.retain_age / 32).as_millis() as i64;
+        let first: Option<i64> = tx
+            .prepare_cached(&format!(
+                "SELECT coalesce(published_ms, 0) FROM events WHERE state = {} ORDER BY seq LIMIT 1",
+                l.retained_state()
+            ))?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        match first {
+            Some(published_ms) if published_ms < oldest_allowed - slack_ms => {}
+            _ => return Ok(0),
+        }
+    }
     // The state is written into the SQL so the partial index on it can serve the query.
     let mut oldest = tx.prepare_cached(&format!(
         "SELECT seq, bytes, coalesce(published_ms, 0) FROM events WHERE state = {} ORDER BY seq LIMIT 1",
         l.retained_state()
     ))?;
     let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
+    let mut deleted = 0;
     while t.retained > 0 {
         let Some((seq, b, published_ms)) = oldest
             .query_row([], |r| {
@@ -269,6 +301,7 @@ pub(super) fn prune_retained(
         delete.execute([seq])?;
         t.retained -= 1;
         t.retained_bytes -= b;
+        deleted += 1;
     }
-    Ok(())
+    Ok(deleted)
 }

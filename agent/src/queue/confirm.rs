@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::commit::prune_retained;
+use super::commit::{prune_retained, set_meta};
 use super::store::{Store, StoreError};
 
 /// What a consumer confirmed (schema: docs/schema/ack.schema.json).
@@ -119,8 +119,13 @@ impl Store {
                 out.count += 1;
             }
         }
+        let mut deleted = if keep { 0 } else { out.count };
         if out.count > 0 {
-            prune_retained(&tx, &limits, &mut t, now_ms)?;
+            deleted += prune_retained(&tx, &limits, &mut t, now_ms)?;
+        }
+        if deleted > 0 {
+            // The highest seq may be gone: keep it in meta ([`Store::open`]).
+            set_meta(&tx, "next_seq", t.next_seq)?;
         }
         tx.commit()?;
         self.totals = t;

@@ -11,8 +11,9 @@
 //!   `payload` is the exact JSON that is published, seq included, so every (re)publication of
 //!   an event is byte-identical. Partial indexes on `seq` per state keep fetching and pruning
 //!   cheap at any backlog.
-//! - `meta(key, value)` — `next_seq` (the seq the next event gets; survives deleting every
-//!   row) and `dropped_total` (events deleted undelivered by `drop_oldest`).
+//! - `meta(key, value)` — `next_seq` (the seq the next event gets; written by every commit
+//!   that deletes rows, so it survives deleting the highest ones; a commit that only appends
+//!   leaves it alone, the highest row tells it then) and `dropped_total` (events deleted undelivered by `drop_oldest`).
 //! - `handovers(source, key, seq, valid)` — per source, the last committed handover id (a PLC
 //!   sequence counter value): when a device presents the same handover again because the agent
 //!   stopped between commit and acknowledgement, the commit is repeated, not duplicated.
@@ -26,12 +27,19 @@
 //!   synchronous=FULL its WAL frames were fsync'd. Only then does the writer answer the driver
 //!   ([`tracegate_drivers::Verdict::Committed`]). A crash before that loses nothing the device
 //!   believes delivered: it was never acknowledged.
-//! - **Seq** is assigned inside the committing transaction, from `meta.next_seq`, so seqs are
-//!   gap-free over the agent's life: an event that was not committed did not take a number.
+//! - **Seq** is assigned inside the committing transaction, from the greater of `meta.next_seq`
+//!   and the highest row's seq + 1, so seqs are gap-free over the agent's life: an event that was not committed did not take a number.
 //! - **Leaving the queue** (state 0 → 1, or deletion when retention is off) happens only for
 //!   seqs the publisher reports acknowledged by the broker (PUBACK/PUBCOMP). Undelivered rows
 //!   are deleted only by `drop_oldest` when the queue is full (counted, alarmed). Delivered rows
-//!   are pruned oldest first, in commits that happen anyway (an idle agent writes nothing).
+//!   are pruned oldest first, in batches (once a retention limit is exceeded by 1/32 of it), in
+//!   commits that happen anyway (an idle agent writes nothing).
+//! - **Deliveries are written lazily**: a PUBACK'd seq is kept in memory (and never fetched
+//!   again) and written with the next commit of appends, where its row is usually on a page
+//!   that commit rewrites anyway; without appends, after [`writer::DELIVERIES_AFTER`], once
+//!   [`writer::DELIVERIES_AT_MOST`] wait, or at once when the queue is full. A crash loses at
+//!   most those marks: the events are published again with the same id, seq and bytes, which
+//!   at-least-once allows and consumers deduplicate on.
 //! - **After a crash** SQLite's WAL recovery keeps exactly the committed transactions; the
 //!   publisher starts again from the lowest seq, so unacknowledged events are published again
 //!   with the same id, seq and bytes.

@@ -393,3 +393,112 @@ fn a_confirmation_is_durable_across_reopen() {
     let st = s.stats().unwrap();
     assert_eq!((st.depth, st.awaiting, st.retained), (0, 1, 1));
 }
+
+#[test]
+fn confirmed_deletion_of_the_newest_rows_keeps_seqs_gap_free_across_reopen() {
+    // Commits that only append leave meta alone; a commit that deletes must record the next
+    // seq, or deleting the newest rows would hand their seqs out again after a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let no_retention = Limits {
+        retain_events: 0,
+        ..confirm_limits(100)
+    };
+    {
+        let mut s = Store::open(&path, no_retention).unwrap();
+        s.commit(&mut [event("a"), event("b"), event("c")], &[], NOW)
+            .unwrap();
+        let c = Confirmation::parse(br#"{"up_to": 3}"#).unwrap();
+        assert_eq!(s.confirm(&c, NOW).unwrap().count, 3);
+        assert_eq!(s.stats().unwrap().depth + s.awaiting(), 0);
+    }
+    let mut s = Store::open(&path, no_retention).unwrap();
+    assert_eq!(s.commit(&mut [event("d")], &[], NOW).unwrap().seqs(), [4]);
+}
+
+#[test]
+fn retention_is_pruned_in_batches_down_to_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let retain = Limits {
+        retain_events: 64, // slack 64 / 32 = 2
+        retain_bytes: 1 << 30,
+        retain_age: Duration::from_secs(3600),
+        ..limits(1000, Overflow::Block)
+    };
+    let mut s = Store::open(&path, retain).unwrap();
+    let mut batch: Vec<NewEvent> = (0..66).map(|i| event(&i.to_string())).collect();
+    s.commit(&mut batch, &[], NOW).unwrap();
+    let seqs: Vec<u64> = (1..=66).collect();
+    s.commit(&mut [], &seqs, NOW).unwrap();
+    // 66 delivered: over the limit, within the slack: nothing pruned yet.
+    assert_eq!(s.stats().unwrap().retained, 66);
+    s.commit(&mut [event("x")], &[], NOW).unwrap();
+    s.commit(&mut [], &[67], NOW).unwrap();
+    // 67 > 64 + 2: pruned down to the limit, oldest first.
+    let st = s.stats().unwrap();
+    assert_eq!((st.retained, st.depth), (64, 0));
+    let left: u64 = s
+        .conn
+        .query_row("SELECT min(seq) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 4);
+    // Past the age (plus its slack of 1/32), the whole retention goes.
+    let later = NOW + 3_600_000 + 3_600_000 / 32 + 1;
+    s.commit(&mut [event("y")], &[], later).unwrap();
+    assert_eq!(s.stats().unwrap().retained, 0);
+    drop(s);
+    // And the seqs go on after a reopen.
+    let mut s = Store::open(&path, retain).unwrap();
+    assert_eq!(s.commit(&mut [event("z")], &[], NOW).unwrap().seqs(), [69]);
+}
+
+#[tokio::test]
+async fn deliveries_wait_for_the_next_append_and_are_never_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let store = Store::open(&path, limits(1000, Overflow::Block)).unwrap();
+    let (queue, writer) = super::spawn(
+        store,
+        Duration::from_millis(2),
+        512,
+        Default::default(),
+        None,
+    );
+    let mut last = None;
+    for i in 0..400 {
+        let (tx, rx) = oneshot::channel();
+        queue.append(event(&i.to_string()), tx).await.unwrap();
+        last = Some(rx);
+    }
+    last.unwrap().await.unwrap();
+    // 300 delivered: not written yet (no append, not a second old, fewer than the most
+    // allowed to wait) but never fetched again, and a fetch still fills its limit.
+    queue.delivered((1..=300).collect()).await.unwrap();
+    let rows = queue.fetch(0, 50).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (301..=350).collect::<Vec<_>>()
+    );
+    let on_disk = |path: &std::path::Path| {
+        Store::open_existing(path, limits(1000, Overflow::Block))
+            .unwrap()
+            .stats()
+            .unwrap()
+            .depth
+    };
+    assert_eq!(on_disk(&path), 400);
+    // The next append carries them.
+    let (tx, rx) = oneshot::channel();
+    queue.append(event("next"), tx).await.unwrap();
+    rx.await.unwrap();
+    assert_eq!(on_disk(&path), 101);
+    // Without appends they are written after DELIVERIES_AFTER.
+    queue.delivered(vec![301]).await.unwrap();
+    tokio::time::sleep(super::writer::DELIVERIES_AFTER / 2).await;
+    assert_eq!(on_disk(&path), 101);
+    tokio::time::sleep(super::writer::DELIVERIES_AFTER).await;
+    assert_eq!(on_disk(&path), 100);
+    drop(queue);
+    writer.join().unwrap();
+}

@@ -169,6 +169,12 @@ impl Queue {
 /// How long the writer waits before retrying a commit that failed.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
+/// Deliveries ride with the next commit of appends; without one they are written after this
+/// long...
+pub(super) const DELIVERIES_AFTER: Duration = Duration::from_secs(1);
+/// ...or once this many wait.
+pub(super) const DELIVERIES_AT_MOST: usize = 4096;
+
 /// Starts the writer thread for an open store. The thread ends when every [`Queue`] handle is
 /// dropped, after committing what it holds.
 pub fn spawn(
@@ -200,6 +206,7 @@ pub fn spawn(
         pending: Vec::new(),
         deletes: Vec::new(),
         deleting: HashSet::new(),
+        deletes_since: None,
         stalled: false,
     };
     let handle = std::thread::Builder::new()
@@ -239,9 +246,11 @@ struct Writer {
     replays: watch::Sender<u64>,
     /// Appends waiting for the next commit (at most `batch`).
     pending: Vec<Append>,
-    /// Seqs to delete in the next commit, and the same as a set so fetches skip them.
+    /// Delivered seqs to write in the next commit, and the same as a set so fetches skip them.
     deletes: Vec<u64>,
     deleting: HashSet<u64>,
+    /// When the oldest of `deletes` arrived.
+    deletes_since: Option<Instant>,
     /// The last commit left appends pending for lack of room; wait for deletes.
     stalled: bool,
 }
@@ -260,6 +269,10 @@ impl Writer {
             let check = check_every.is_some() && self.store.awaiting() > 0;
             let take_appends = appends_open && !self.blocked() && self.pending.len() < self.batch;
             let due = deadline.filter(|_| self.has_work());
+            let deliveries_at = self
+                .deletes_since
+                .filter(|_| self.pending.is_empty())
+                .map(|t| t + DELIVERIES_AFTER);
             tokio::select! {
                 biased;
                 msg = self.control.recv(), if control_open => match msg {
@@ -272,6 +285,9 @@ impl Writer {
                 },
                 _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     deadline = None;
+                    self.commit();
+                }
+                _ = sleep_until(deliveries_at.unwrap_or_else(Instant::now)), if deliveries_at.is_some() => {
                     self.commit();
                 }
                 _ = sleep_until(next_check), if check => {
@@ -303,13 +319,25 @@ impl Writer {
         }
     }
 
-    /// True when a commit would do something: deletes are waiting, or appends are waiting and
-    /// the queue has room (a full queue under `block` waits for deletes instead of retrying).
+    /// True when a commit is due: appends are waiting and the queue has room (a full queue
+    /// under `block` waits for deliveries instead of retrying), or deliveries are due.
     fn has_work(&self) -> bool {
         let failing = *self.failing.borrow();
         let full =
             self.stalled || (self.store.overflow() == Overflow::Block && self.store.is_full());
-        !self.deletes.is_empty() || (!self.pending.is_empty() && (failing || !full))
+        self.deliveries_due() || (!self.pending.is_empty() && (failing || !full))
+    }
+
+    /// Deliveries must be written now, not only with the next appends: enough wait, the oldest
+    /// waited long enough, or the room they free is needed.
+    fn deliveries_due(&self) -> bool {
+        !self.deletes.is_empty()
+            && (self.deletes.len() >= DELIVERIES_AT_MOST
+                || self.stalled
+                || self.store.is_full()
+                || self
+                    .deletes_since
+                    .is_some_and(|t| t.elapsed() >= DELIVERIES_AFTER))
     }
 
     /// Full under `block`, the last commit could not fit the next pending event, or commits
@@ -355,6 +383,7 @@ impl Writer {
             }
             Control::Delivered(seqs) => {
                 self.stalled = false;
+                self.deletes_since.get_or_insert_with(Instant::now);
                 for s in seqs {
                     if self.deleting.insert(s) {
                         self.deletes.push(s);
@@ -366,17 +395,7 @@ impl Writer {
                 limit,
                 reply,
             } => {
-                let rows = self
-                    .store
-                    .fetch(after, limit + self.deleting.len().min(limit))
-                    .map(|rows| {
-                        rows.into_iter()
-                            .filter(|r| !self.deleting.contains(&r.seq))
-                            .take(limit)
-                            .collect()
-                    })
-                    .map_err(|e| e.to_string());
-                let _ = reply.send(rows);
+                let _ = reply.send(self.fetch(after, limit).map_err(|e| e.to_string()));
             }
             Control::Stats(reply) => {
                 let _ = reply.send(self.store.stats().map_err(|e| e.to_string()));
@@ -384,7 +403,24 @@ impl Writer {
         }
     }
 
-    /// One transaction for everything pending. Appends that did not fit (block) stay pending.
+    /// Up to `limit` undelivered rows after `after`, without those delivered but not yet
+    /// written: fewer only when the queue has no more.
+    fn fetch(&self, mut after: u64, limit: usize) -> Result<Vec<Row>, super::StoreError> {
+        let mut out = Vec::with_capacity(limit);
+        loop {
+            let rows = self.store.fetch(after, limit)?;
+            let end = rows.len() < limit;
+            after = rows.last().map_or(after, |r| r.seq);
+            out.extend(rows.into_iter().filter(|r| !self.deleting.contains(&r.seq)));
+            if end || out.len() >= limit {
+                out.truncate(limit);
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One transaction for everything pending, deliveries included. Appends that did not fit
+    /// (block) stay pending.
     fn commit(&mut self) {
         if self.pending.is_empty() && self.deletes.is_empty() {
             return;
@@ -404,6 +440,7 @@ impl Writer {
             Ok(done) => {
                 self.deletes.clear();
                 self.deleting.clear();
+                self.deletes_since = None;
                 if done.dropped > 0 {
                     self.metrics.dropped.inc_by(done.dropped);
                     tracing::warn!(
@@ -445,6 +482,10 @@ impl Writer {
                 // Nothing was written. Keep the readings and retry: sources are held back (not
                 // acknowledged) until the disk takes writes again, and nothing is lost.
                 self.metrics.commit_failures.inc();
+                if self.deletes_since.is_some() {
+                    // Deliveries alone are retried after the same pause, not at once.
+                    self.deletes_since = Some(Instant::now());
+                }
                 if !*self.failing.borrow() {
                     tracing::error!(error = %e, pending = events.len(), "queue commit failed; holding the readings back and retrying every {RETRY_AFTER_FAILURE:?}");
                     self.failing.send_replace(true);
