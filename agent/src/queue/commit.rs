@@ -255,28 +255,22 @@ pub(super) fn prune_retained(
     now_ms: i64,
 ) -> rusqlite::Result<u64> {
     let oldest_allowed = now_ms - l.retain_age.as_millis() as i64;
-    if t.retained <= l.retain_events + l.retain_events / 32
-        && t.retained_bytes <= l.retain_bytes + l.retain_bytes / 32
-    {
-        // Within the count and bytes: only the age can require a prune.
-        let slack_ms = (l.retain_age / 32).as_millis() as i64;
-        let first: Option<i64> = tx
-            .prepare_cached(&format!(
-                "SELECT coalesce(published_ms, 0) FROM events WHERE state = {} ORDER BY seq LIMIT 1",
-                l.retained_state()
-            ))?
-            .query_row([], |r| r.get(0))
-            .optional()?;
-        match first {
-            Some(published_ms) if published_ms < oldest_allowed - slack_ms => {}
-            _ => return Ok(0),
-        }
-    }
     // The state is written into the SQL so the partial index on it can serve the query.
     let mut oldest = tx.prepare_cached(&format!(
         "SELECT seq, bytes, coalesce(published_ms, 0) FROM events WHERE state = {} ORDER BY seq LIMIT 1",
         l.retained_state()
     ))?;
+    if t.retained <= l.retain_events + l.retain_events / 32
+        && t.retained_bytes <= l.retain_bytes + l.retain_bytes / 32
+    {
+        // Within the count and bytes: only the age can require a prune.
+        let slack_ms = (l.retain_age / 32).as_millis() as i64;
+        let first: Option<i64> = oldest.query_row([], |r| r.get(2)).optional()?;
+        match first {
+            Some(published_ms) if published_ms < oldest_allowed - slack_ms => {}
+            _ => return Ok(0),
+        }
+    }
     let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
     let mut deleted = 0;
     while t.retained > 0 {
