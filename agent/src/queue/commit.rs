@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::store::{Limits, QUEUED, ScanFilter, Store, StoreError, Totals};
+use super::store::{Limits, QUEUED, Row, ScanFilter, Store, StoreError, Totals};
 use crate::config::Overflow;
 use crate::event::{Event, Kind};
 
@@ -43,6 +43,8 @@ pub struct Committed {
     pub dropped: u64,
     /// Payload bytes written.
     pub bytes_written: u64,
+    /// The rows written, as the publisher sends them.
+    pub rows: Vec<Row>,
 }
 
 impl Committed {
@@ -100,15 +102,23 @@ impl Store {
                 }
                 let seq = t.next_seq;
                 let e = &new.event;
+                let id = e.id.to_string();
                 ins.execute(params![
                     seq,
-                    e.id.to_string(),
+                    id,
                     e.source,
                     new.topic,
                     e.captured_ms,
                     len,
                     payload
                 ])?;
+                out.rows.push(Row {
+                    seq,
+                    id,
+                    source: e.source.clone(),
+                    topic: new.topic.clone(),
+                    payload,
+                });
                 if let Some(key) = &new.handover {
                     upsert.execute(params![e.source, key, seq, valid])?;
                     handovers.insert(e.source.clone(), (key.clone(), seq, valid));

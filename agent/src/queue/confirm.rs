@@ -52,6 +52,8 @@ pub struct Confirmed {
     pub count: u64,
     /// For each confirmed event that had been published: ms from its first PUBACK to now.
     pub lags_ms: Vec<i64>,
+    /// The confirmed events that had not been published yet (they are not to be sent now).
+    pub unpublished: Vec<u64>,
 }
 
 impl Store {
@@ -105,6 +107,7 @@ impl Store {
                 if state == 0 {
                     t.depth -= 1;
                     t.bytes -= bytes;
+                    out.unpublished.push(seq);
                 } else {
                     t.awaiting -= 1;
                     t.awaiting_bytes -= bytes;

@@ -50,12 +50,14 @@
 //!   are not acknowledged) until deletes make room; under `drop_oldest` the oldest rows go.
 //!
 //! The writer runs on its own thread ([`writer`]); everything else talks to it through a
-//! [`Queue`] handle.
+//! [`Queue`] handle. The newest committed rows are also kept in memory ([`tail`]): a publisher
+//! that keeps up takes them from there, and reads the database only for a backlog.
 
 mod commit;
 pub mod confirm;
 pub mod recover;
 pub mod store;
+mod tail;
 mod writer;
 
 pub use commit::{Accepted, Committed, NewEvent};

@@ -502,3 +502,114 @@ async fn deliveries_wait_for_the_next_append_and_are_never_fetched_again() {
     drop(queue);
     writer.join().unwrap();
 }
+
+/// Appends `texts` through the writer and waits until the last is committed.
+async fn append_all(queue: &super::Queue, texts: impl IntoIterator<Item = String>) {
+    let mut last = None;
+    for t in texts {
+        let (tx, rx) = oneshot::channel();
+        queue.append(event(&t), tx).await.unwrap();
+        last = Some(rx);
+    }
+    if let Some(rx) = last {
+        rx.await.unwrap();
+    }
+}
+
+fn fetched(rows: &[super::Row]) -> Vec<u64> {
+    rows.iter().map(|r| r.seq).collect()
+}
+
+#[tokio::test]
+async fn rows_served_from_memory_are_the_rows_the_database_would_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let l = Limits {
+        retain_events: 1000,
+        retain_bytes: 1 << 20,
+        retain_age: Duration::from_secs(3600),
+        ..limits(1000, Overflow::Block)
+    };
+    let (queue, writer) = super::spawn(
+        Store::open(&path, l).unwrap(),
+        Duration::from_millis(2),
+        64,
+        Default::default(),
+        None,
+    );
+    append_all(&queue, (0..10).map(|i| i.to_string())).await;
+    let rows = queue.fetch(0, 100).await.unwrap();
+    assert_eq!(fetched(&rows), (1..=10).collect::<Vec<_>>());
+    let on_disk = Store::open_existing(&path, l)
+        .unwrap()
+        .fetch(0, 100)
+        .unwrap();
+    assert_eq!(
+        rows, on_disk,
+        "the same bytes, from memory or from the file"
+    );
+    // Delivered rows are gone from either answer.
+    queue.delivered((1..=10).collect()).await.unwrap();
+    assert_eq!(queue.fetch(0, 100).await.unwrap(), Vec::new());
+    assert_eq!(queue.fetch(5, 100).await.unwrap(), Vec::new());
+    // A replay puts them back: memory must not answer "nothing" for them.
+    let all = super::ScanFilter {
+        from_seq: 0,
+        since_ms: 0,
+        queued_only: false,
+        limit: u64::MAX,
+    };
+    assert_eq!(queue.replay(all).await.unwrap(), 10);
+    assert_eq!(
+        fetched(&queue.fetch(0, 100).await.unwrap()),
+        (1..=10).collect::<Vec<_>>()
+    );
+    drop(queue);
+    writer.join().unwrap();
+}
+
+#[tokio::test]
+async fn rows_dropped_by_drop_oldest_or_confirmed_unpublished_are_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, writer) = super::spawn(
+        Store::open(&dir.path().join("q.db"), limits(5, Overflow::DropOldest)).unwrap(),
+        Duration::from_millis(2),
+        64,
+        Default::default(),
+        None,
+    );
+    append_all(&queue, (0..5).map(|i| i.to_string())).await;
+    assert_eq!(
+        fetched(&queue.fetch(0, 100).await.unwrap()),
+        vec![1, 2, 3, 4, 5]
+    );
+    append_all(&queue, (5..8).map(|i| i.to_string())).await;
+    assert_eq!(
+        fetched(&queue.fetch(0, 100).await.unwrap()),
+        vec![4, 5, 6, 7, 8]
+    );
+    assert_eq!(
+        fetched(&queue.fetch(4, 100).await.unwrap()),
+        vec![5, 6, 7, 8]
+    );
+    drop(queue);
+    writer.join().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, writer) = super::spawn(
+        Store::open(&dir.path().join("q.db"), confirm_limits(100)).unwrap(),
+        Duration::from_millis(2),
+        64,
+        Default::default(),
+        None,
+    );
+    append_all(&queue, (0..4).map(|i| i.to_string())).await;
+    // The consumer confirms 2 before its PUBACK arrived: it is not sent again.
+    queue
+        .confirm(Confirmation::parse(br#"{"seqs":[[2,2]]}"#).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(fetched(&queue.fetch(0, 100).await.unwrap()), vec![1, 3, 4]);
+    drop(queue);
+    writer.join().unwrap();
+}

@@ -2,7 +2,7 @@
 //! connection.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -12,6 +12,7 @@ use tracegate_drivers::Verdict;
 use super::commit::NewEvent;
 use super::confirm::{Confirmation, Confirmed};
 use super::store::{Row, ScanFilter, Stats, Store};
+use super::tail::Tail;
 use crate::config::Overflow;
 use crate::context::ContextState;
 use crate::event::epoch_ms;
@@ -62,6 +63,8 @@ pub struct Queue {
     replays: watch::Receiver<u64>,
     /// True while commits fail (disk full, I/O error): sources are held back.
     failing: watch::Receiver<bool>,
+    /// The newest committed rows, for a publisher that keeps up.
+    tail: Arc<Mutex<Tail>>,
 }
 
 impl Queue {
@@ -80,14 +83,19 @@ impl Queue {
 
     /// Marks events delivered (the broker acknowledged them); the next commit records it.
     pub async fn delivered(&self, seqs: Vec<u64>) -> Result<(), QueueClosed> {
+        lock(&self.tail).delivered(&seqs);
         self.control
             .send(Control::Delivered(seqs))
             .await
             .map_err(|_| QueueClosed)
     }
 
-    /// Up to `limit` undelivered events with seq > `after`, in order.
+    /// Up to `limit` undelivered events with seq > `after`, in order: from memory when they
+    /// are the newest, else read by the writer.
     pub async fn fetch(&self, after: u64, limit: usize) -> Result<Vec<Row>, QueueClosed> {
+        if let Some(rows) = lock(&self.tail).fetch(after, limit) {
+            return Ok(rows);
+        }
         let (reply, rx) = oneshot::channel();
         self.control
             .send(Control::Fetch {
@@ -166,6 +174,12 @@ impl Queue {
     }
 }
 
+/// The tail's lock; a panic while it was held cannot leave it inconsistent in a way that
+/// matters more than stopping would (every method leaves it valid between statements).
+fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
+    tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// How long the writer waits before retrying a commit that failed.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
@@ -191,7 +205,9 @@ pub fn spawn(
     let (full_tx, full_rx) = watch::channel(store.is_full());
     let (replays_tx, replays_rx) = watch::channel(0);
     let (failing_tx, failing_rx) = watch::channel(false);
+    let tail = Arc::new(Mutex::new(Tail::default()));
     let writer = Writer {
+        tail: tail.clone(),
         metrics,
         republish_after,
         failing: failing_tx,
@@ -226,12 +242,15 @@ pub fn spawn(
         full: full_rx,
         replays: replays_rx,
         failing: failing_rx,
+        tail,
     };
     (queue, handle)
 }
 
 struct Writer {
     metrics: Arc<Metrics>,
+    /// Filled after every commit; emptied when rows leave or re-enter the queue otherwise.
+    tail: Arc<Mutex<Tail>>,
     /// [confirm] mode: published events unconfirmed this long are queued again.
     republish_after: Option<Duration>,
     /// True while commits fail (disk full, I/O error).
@@ -360,6 +379,7 @@ impl Writer {
                     .store
                     .confirm(&confirmation, epoch_ms(std::time::SystemTime::now()));
                 if let Ok(d) = &done {
+                    lock(&self.tail).delivered(&d.unpublished);
                     self.metrics.confirmed.inc_by(d.count);
                     for lag in &d.lags_ms {
                         self.metrics.confirmation_lag.observe(*lag as f64 / 1000.0);
@@ -374,6 +394,7 @@ impl Writer {
             Control::Replay { filter, reply } => {
                 self.commit();
                 let n = self.store.replay(&filter).map_err(|e| e.to_string());
+                lock(&self.tail).forget();
                 if let Ok(n) = n {
                     tracing::info!(events = n, "delivered events queued again for replay");
                     self.replays.send_modify(|r| *r += 1);
@@ -431,13 +452,21 @@ impl Writer {
             events.push(a.event);
             replies.push(a.reply);
         }
+        let first_seq = self.store.totals.next_seq;
         let result = self.store.commit(
             &mut events,
             &self.deletes,
             epoch_ms(std::time::SystemTime::now()),
         );
         match result {
-            Ok(done) => {
+            Ok(mut done) => {
+                {
+                    let mut tail = lock(&self.tail);
+                    if done.dropped > 0 {
+                        tail.forget();
+                    }
+                    tail.committed(first_seq, std::mem::take(&mut done.rows));
+                }
                 self.deletes.clear();
                 self.deleting.clear();
                 self.deletes_since = None;
@@ -512,6 +541,7 @@ impl Writer {
         match self.store.republish_unconfirmed(before) {
             Ok(0) => {}
             Ok(n) => {
+                lock(&self.tail).forget();
                 tracing::warn!(events = n, after = ?after, "events not confirmed by the consumer in time; publishing them again");
                 self.metrics.republished_unconfirmed.inc_by(n);
                 self.replays.send_modify(|r| *r += 1);
