@@ -204,8 +204,21 @@ impl Ticket {
     /// Waits for the verdict. If the agent dropped the reading without answering (it is
     /// shutting down), the verdict is `NotCommitted`.
     pub async fn verdict(self) -> Verdict {
-        self.rx.await.unwrap_or(Verdict::NotCommitted {
+        self.rx.await.unwrap_or_else(|_| Self::stopped())
+    }
+
+    /// The verdict if it is already known, without waiting; `Err` gives the ticket back.
+    pub fn ready(mut self) -> Result<Verdict, Ticket> {
+        match self.rx.try_recv() {
+            Ok(v) => Ok(v),
+            Err(oneshot::error::TryRecvError::Closed) => Ok(Self::stopped()),
+            Err(oneshot::error::TryRecvError::Empty) => Err(self),
+        }
+    }
+
+    fn stopped() -> Verdict {
+        Verdict::NotCommitted {
             reason: "the agent stopped before committing the reading".into(),
-        })
+        }
     }
 }

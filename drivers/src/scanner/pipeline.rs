@@ -282,35 +282,49 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         (command.as_bytes(), ticks)
     });
     let mut pending: Option<VerdictFuture> = None;
+    // Replies of one group commit leave in one write: verdicts that are already known when
+    // one arrives are answered with it, in order.
+    let mut out: Vec<u8> = Vec::new();
     loop {
-        let message: Option<&[u8]> = tokio::select! {
+        tokio::select! {
             verdict = async { pending.as_mut().expect("guarded by the branch condition").await },
                 if pending.is_some() =>
             {
                 pending = None;
-                reply_for(&verdict, dialogue).map(str::as_bytes)
+                out.extend_from_slice(reply_for(&verdict, dialogue).unwrap_or_default().as_bytes());
+                while let Ok(ticket) = tickets.try_recv() {
+                    match ticket.ready() {
+                        Ok(verdict) => out.extend_from_slice(
+                            reply_for(&verdict, dialogue).unwrap_or_default().as_bytes(),
+                        ),
+                        Err(ticket) => {
+                            pending = Some(Box::pin(ticket.verdict()));
+                            break;
+                        }
+                    }
+                }
             }
             ticket = tickets.recv(), if pending.is_none() => match ticket {
-                Some(ticket) => {
-                    pending = Some(Box::pin(ticket.verdict()));
-                    None
-                }
+                Some(ticket) => pending = Some(Box::pin(ticket.verdict())),
                 // The read loop ended and every verdict was answered.
                 None => return SessionEnd::Closed,
             },
             _ = async { trigger.as_mut().expect("guarded").1.tick().await }, if trigger.is_some() => {
-                trigger.as_ref().map(|(command, _)| *command)
+                if let Some((command, _)) = &trigger {
+                    out.extend_from_slice(command);
+                }
             }
         };
-        if let Some(message) = message {
-            trace!(source = %ctx.source_id, bytes = %message.escape_ascii(), "write");
+        if !out.is_empty() {
+            trace!(source = %ctx.source_id, bytes = %out.escape_ascii(), "write");
             let written = async {
-                writer.write_all(message).await?;
+                writer.write_all(&out).await?;
                 writer.flush().await
             };
             if let Err(e) = written.await {
                 return SessionEnd::WriteFailed(e);
             }
+            out.clear();
         }
     }
 }
