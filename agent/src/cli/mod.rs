@@ -113,11 +113,12 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let result = match command {
         Command::Run { .. } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            // Two workers unless tokio's own TOKIO_WORKER_THREADS says otherwise.
+            if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+                rt.worker_threads(2);
+            }
+            let rt = rt.enable_all().build().expect("tokio runtime");
             rt.block_on(crate::run::run(config)).map_err(|e| {
                 tracing::error!("{e:#}");
                 e
