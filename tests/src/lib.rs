@@ -14,7 +14,8 @@
 //! - [`opcua`]: the test as a PLC with an in-process OPC UA server (async-opcua) holding the
 //!   handshake's nodes, stoppable and restartable on the same port.
 //! - [`http`]: GET the agent's /metrics and /health; [`mqtt`]: one-shot publishes standing in
-//!   for MES (MQTT 5 with properties, and 3.1.1).
+//!   for MES (MQTT 5 with properties, and 3.1.1) and an MQTT 5 subscriber that keeps each
+//!   message's properties.
 //! - [`delivery`]: what a consumer can prove: schema-valid payloads, byte-identical copies,
 //!   complete seqs, order per source.
 //! - [`tls`]: a test PKI (CA, broker and client certificates) made with rcgen.

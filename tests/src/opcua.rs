@@ -1,15 +1,17 @@
 //! The test as a PLC with an OPC UA server, for the black-box tests: the driver tests' in-process
 //! async-opcua server (drivers/src/opcua/tests/kit.rs: the handshake's nodes in namespace
-//! [`NS`], restartable on the same port, acks recorded with their time) on a runtime thread of
-//! its own, behind the blocking facade [`OpcuaPlc`].
+//! [`NS`], restartable on the same port, acks recorded with their time, the HMI's String nodes
+//! [`HMI_NODES`] recording the line context the agent writes) on a runtime thread of its own,
+//! behind the blocking facade [`OpcuaPlc`].
 
 #[path = "../../drivers/src/opcua/tests/kit.rs"]
 #[allow(dead_code)]
 mod kit;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-pub use kit::{NS, Options, PASSWORD, USER};
+pub use kit::{HMI_NODES, NS, Options, PASSWORD, USER};
 
 /// One OPC UA PLC; its server runs on the runtime owned here.
 pub struct OpcuaPlc {
@@ -59,6 +61,21 @@ impl OpcuaPlc {
     /// Waits until the ack reaches `n`.
     pub fn wait_ack(&self, n: u32, timeout: Duration) -> bool {
         self.rt.block_on(self.s().wait_ack(n, timeout))
+    }
+
+    /// The HMI's String nodes as the agent last wrote them, by node name.
+    pub fn hmi(&self) -> BTreeMap<String, String> {
+        self.s().hmi()
+    }
+
+    /// Waits until the HMI's nodes hold `expected` (node name, value); false after `timeout`.
+    pub fn wait_hmi(&self, expected: &[(&str, &str)], timeout: Duration) -> bool {
+        self.rt.block_on(self.s().wait_hmi(expected, timeout))
+    }
+
+    /// Forgets the HMI's values (a PLC restarted without retentive memory).
+    pub fn forget_hmi(&self) {
+        self.s().forget_hmi();
     }
 
     /// When each ack value was written.

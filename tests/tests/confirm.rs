@@ -27,6 +27,23 @@ fn unconfirmed_events_are_published_again_and_confirmed_ones_leave() {
         agent.wait_queue("10 awaiting, none queued", Duration::from_secs(5), |s| {
             s.depth == 0 && s.awaiting == 10
         });
+        // The operator sees it in the text too: published, not yet confirmed, and since when.
+        let (code, text, err) = agent.cli(&["queue", "stats"]);
+        assert_eq!(code, 0, "{err}");
+        let awaiting = text
+            .lines()
+            .find(|l| l.starts_with("awaiting"))
+            .unwrap_or_else(|| panic!("no awaiting line in:\n{text}"));
+        assert!(
+            awaiting.starts_with("awaiting   10 published events, ")
+                && awaiting.contains(" unconfirmed (oldest published ")
+                && awaiting.ends_with(" ago)"),
+            "{text}"
+        );
+        assert!(text.contains("depth      0 events"), "{text}");
+        let json = agent.queue_stats_json();
+        assert!(json["awaiting_bytes"].as_u64().unwrap() > 0, "{json}");
+        assert!(json["oldest_awaiting_age_ms"].as_i64().is_some(), "{json}");
 
         // The consumer confirms 1..=5 by range and 6 by id.
         let id6 = sub.events().iter().find(|e| e["seq"] == 6).unwrap()["id"]
@@ -79,5 +96,11 @@ fn unconfirmed_events_are_published_again_and_confirmed_ones_leave() {
         });
         let stats = agent.queue_stats_json();
         assert_eq!(stats["retained"], 10, "{stats}");
+        let (_, text, _) = agent.cli(&["queue", "stats"]);
+        assert!(
+            text.contains("awaiting   0 published events, 0 B unconfirmed (none waiting)")
+                && text.contains("retained   10 confirmed events"),
+            "{text}"
+        );
     });
 }

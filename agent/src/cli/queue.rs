@@ -17,7 +17,8 @@ use crate::queue::{ScanFilter, ScannedRow, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
-    /// Depth, bytes, oldest age and sequence numbers of undelivered events.
+    /// Depth, bytes, oldest age and sequence numbers of undelivered events; with [confirm],
+    /// the published events awaiting the consumer's confirmation.
     Stats {
         /// The line's config file.
         #[arg(long, short)]
@@ -186,6 +187,10 @@ fn stats(config: &Config, json: bool) -> anyhow::Result<()> {
     if json {
         let mut v = serde_json::to_value(&s)?;
         v["oldest_age_ms"] = age_ms.into();
+        v["oldest_awaiting_age_ms"] = s
+            .oldest_awaiting_published_ms
+            .map(|t| (epoch_ms(SystemTime::now()) - t).max(0))
+            .into();
         v["overflow"] = serde_json::to_value(config.store.overflow)?;
         v["full"] = full.into();
         v["path"] = config.store.path.display().to_string().into();
@@ -228,9 +233,31 @@ fn stats(config: &Config, json: bool) -> anyhow::Result<()> {
         ),
         None => println!("seq        none undelivered (next {})", s.next_seq),
     }
+    if config.confirm.enabled {
+        // Published (the broker acknowledged them) but not confirmed by the consumer yet.
+        let oldest = match s.oldest_awaiting_published_ms {
+            Some(t) => format!(
+                "oldest published {} ago",
+                humantime::format_duration(Duration::from_secs(
+                    ((epoch_ms(SystemTime::now()) - t).max(0) / 1000) as u64
+                ))
+            ),
+            None => "none waiting".into(),
+        };
+        println!(
+            "awaiting   {} published events, {} unconfirmed ({oldest})",
+            s.awaiting,
+            size(s.awaiting_bytes)
+        );
+    }
     println!(
-        "retained   {} delivered events, {}",
+        "retained   {} {} events, {}",
         s.retained,
+        if config.confirm.enabled {
+            "confirmed"
+        } else {
+            "delivered"
+        },
         size(s.retained_bytes)
     );
     println!(

@@ -106,6 +106,33 @@ fn check_context(config: &Config, p: &mut Problems<'_>) {
     }
 }
 
+/// The context keys a PLC source writes to its tags must be keys MES may set for the
+/// source's station; any other would stay empty on the HMI for ever.
+fn check_context_tags(config: &Config, s: &super::SourceConfig, p: &mut Problems<'_>) {
+    let keys: Vec<&str> = match &s.driver {
+        DriverConfig::Modbus(m) => m.context_tags.iter().map(|t| t.key.as_str()).collect(),
+        #[cfg(feature = "opcua")]
+        DriverConfig::Opcua(o) => o.context_tags.iter().map(|t| t.key.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let station = s.station();
+    let c = &config.context;
+    let station_keys = c.stations.get(station);
+    for (j, key) in keys.into_iter().enumerate() {
+        let allowed = c.keys.iter().chain(station_keys.into_iter().flatten());
+        if !key.is_empty() && !allowed.into_iter().any(|k| k == key) {
+            p.add(
+                format!("sources[{}].context_tags[{j}].key", s.index),
+                format!(
+                    "source `{}`: context key `{key}` is not one MES may set for station \
+                     {station} (add it to [context] keys or context.stations.{station})",
+                    s.common.id
+                ),
+            );
+        }
+    }
+}
+
 fn check_store(config: &Config, p: &mut Problems<'_>) {
     let s = &config.store;
     if s.max_events == 0 {
@@ -339,6 +366,7 @@ fn check_sources(config: &Config, p: &mut Problems<'_>) {
         for (key, message) in driver_problems.unwrap_or_default() {
             p.add(at(&key), format!("source `{}`: {message}", c.id));
         }
+        check_context_tags(config, s, p);
     }
     // Modbus RTU sources on one serial port share the bus and its line settings.
     let modbus = config

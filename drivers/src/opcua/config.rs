@@ -1,7 +1,7 @@
 //! The keys of an opcua source's `[[sources]]` table, once the agent has taken its own (`id`,
 //! `type`, `station`, …). Unknown keys are refused. Semantic checks live in
 //! [`OpcuaConfig::validate`], which names the key (`security_mode`, `handshake.ack`,
-//! `context[1].node`); the agent resolves the paths ([`OpcuaConfig::resolve_paths`]).
+//! `context[1].node`, `context_tags[0].node`); the agent resolves the paths ([`OpcuaConfig::resolve_paths`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,6 +85,11 @@ pub struct OpcuaConfig {
     /// Context nodes (`[[sources.context]]`) attached to each event as attributes.
     #[serde(default)]
     pub context: Vec<ContextNode>,
+    /// `[[sources.context_tags]]`: the line context MES pushed down (work order, batch…)
+    /// written into String nodes at every session start and whenever it changes, so the HMI
+    /// shows it. Default: none.
+    #[serde(default)]
+    pub context_tags: Vec<super::context::ContextTagConfig>,
     /// The config file this came from, set by the agent; named in the command that trusts a
     /// refused server certificate.
     #[serde(skip)]

@@ -95,6 +95,8 @@ pub(crate) struct Nodes {
     pub result: Option<NodeId>,
     /// Context nodes, by attribute name.
     pub context: Vec<(String, NodeId)>,
+    /// The nodes the line context is written to, by context key (`context_tags`).
+    pub context_tags: Vec<(String, NodeId)>,
 }
 
 impl Nodes {
@@ -111,6 +113,15 @@ impl Nodes {
             .enumerate()
             .map(|(i, c)| Ok((c.name.clone(), one(&format!("context[{i}].node"), &c.node)?)))
             .collect::<Result<_, String>>()?;
+        let context_tags = config
+            .context_tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let key = format!("context_tags[{i}].node");
+                Ok((t.key.clone(), one(&key, &t.node)?))
+            })
+            .collect::<Result<_, String>>()?;
         Ok(match (&config.handshake, &config.code) {
             (Some(h), _) => Nodes {
                 trigger: one("handshake.counter", &h.counter)?,
@@ -122,6 +133,7 @@ impl Nodes {
                     .map(|r| one("handshake.result", r))
                     .transpose()?,
                 context,
+                context_tags,
             },
             (None, Some(code)) => Nodes {
                 trigger: one("code", code)?,
@@ -129,6 +141,7 @@ impl Nodes {
                 ack: None,
                 result: None,
                 context,
+                context_tags,
             },
             (None, None) => return Err("neither `code` nor [sources.handshake] is set".into()),
         })

@@ -22,6 +22,10 @@
 //!   counter); once the ack is written the newest counter decides what comes next.
 //! - A counter that skipped values raises a `counter_skipped` alarm first; counter 0 with
 //!   ack ≠ 0 is answered with ack = 0 (resynchronisation).
+//! - A data change may be older than the last read: the subscription's first notification
+//!   reports the value sampled when it was created, and can arrive after a Sync read that saw a
+//!   newer one. So a data change is never acted on as is: counter and ack are read back first,
+//!   a reset (0) included.
 //! - After every (re)connect the machine starts over with a Sync read of counter and ack, so a
 //!   counter that changed while the connection was down is not missed.
 
@@ -125,9 +129,21 @@ impl Handshake {
     pub fn on_counter(&mut self, counter: u64) -> Action {
         self.latest = Some(counter);
         match self.state {
-            State::Idle { ack } => self.decide(ack, counter),
+            State::Idle { ack } => self.changed(ack, counter),
             // Busy (or not synchronised yet): the newest value is looked at afterwards.
             _ => Action::Wait,
+        }
+    }
+
+    /// A counter a data change reported, which may be stale: anything but the ack is read
+    /// back (a reset to 0 too) before it is acted on.
+    fn changed(&mut self, ack: u64, counter: u64) -> Action {
+        if counter == ack {
+            self.state = State::Idle { ack };
+            Action::Wait
+        } else {
+            self.state = State::Presented { ack, counter };
+            Action::Read
         }
     }
 
@@ -220,7 +236,7 @@ impl Handshake {
             _ => return self.start(),
         };
         match self.latest {
-            Some(latest) => self.decide(ack, latest),
+            Some(latest) => self.changed(ack, latest),
             None => {
                 self.state = State::Idle { ack };
                 Action::Wait

@@ -214,3 +214,30 @@ fn out_of_order_events_restart_the_handover() {
     assert_eq!(h.on_written(), Action::Sync);
     assert_eq!(h.on_retry(), Action::Sync);
 }
+
+#[test]
+fn a_stale_zero_from_the_subscription_is_read_back_instead_of_resetting_the_ack() {
+    let mut h = hs();
+    h.start();
+    // The PLC presented code 1 right after the subscription sampled counter 0.
+    assert_eq!(h.on_sync(1, 0), Action::Read);
+    submitted(h.on_block(block(1, "A")));
+    assert!(matches!(
+        h.on_verdict(&committed()),
+        Action::Write { ack: 1, .. }
+    ));
+    assert_eq!(h.on_written(), Action::Wait);
+    // The initial notification (0) arrives now: read back, not answered with ack 0.
+    assert_eq!(h.on_counter(0), Action::Read);
+    assert_eq!(h.on_block(block(1, "A")), Action::Wait);
+    assert_eq!(h.state(), State::Idle { ack: 1 });
+    // A real reset is confirmed by the read and answered.
+    assert_eq!(h.on_counter(0), Action::Read);
+    assert_eq!(
+        h.on_block(block(0, "")),
+        Action::Write {
+            ack: 0,
+            result: None
+        }
+    );
+}

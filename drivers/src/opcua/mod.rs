@@ -4,11 +4,13 @@
 //!
 //! - [`config`]: the source's keys, every one documented; [`validate`](OpcuaConfig::validate)
 //!   names the key of each problem.
+//! - [`context`]: the line context MES pushed down, as values for the PLC's String nodes, pure.
 //! - [`nodeid`]: NodeIds in the standard string form and with namespace URIs (`nsu=`), pure.
 //! - [`handshake`]: the counter/ack handover as a pure state machine (the Modbus protocol,
 //!   driven by data changes).
 //! - [`values`]: OPC UA values to codes, counters and attribute text, and back, pure.
 //! - [`pki`]: the client's certificate store and the server-certificate trust list.
+//! - `hmi`: writes the line context into the PLC's nodes.
 //! - `connect`: client, endpoint, identity, session, namespaces and subscription.
 //! - `session`: the async shell around the handshake, reconnects and the gap they leave.
 //!
@@ -16,7 +18,9 @@
 
 pub mod config;
 mod connect;
+pub mod context;
 pub mod handshake;
+mod hmi;
 pub mod nodeid;
 pub mod pki;
 mod session;
@@ -32,6 +36,7 @@ use crate::reading::Sink;
 use crate::shutdown::Shutdown;
 
 pub use config::{ContextNode, HandshakeConfig, Identity, Mode, OpcuaConfig, Policy};
+pub use context::ContextTagConfig;
 
 /// Runs the opcua source `source_id` until `shutdown` triggers or the agent stops taking
 /// readings from `sink`. `config` should have passed [`OpcuaConfig::validate`].

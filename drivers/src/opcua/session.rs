@@ -7,6 +7,9 @@
 //! reconnect reads the handshake nodes once (or the code node), so that a code handed over
 //! while the connection was down is not missed. A reconnect that finds the server's
 //! namespaces changed starts over with freshly resolved nodes.
+//!
+//! The line context MES pushed down is written into the context tags' nodes when a session
+//! starts, after every reconnect (the PLC may have restarted) and whenever it changes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,16 +19,16 @@ use opcua::client::Session;
 use opcua::types::{
     AttributeId, DataValue, NodeId, ReadValueId, TimestampsToReturn, Variant, WriteValue,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::sleep;
 use tracing::{debug, error, info, warn};
 
 use super::config::OpcuaConfig;
 use super::connect::{self, CONTEXT, ConnectError, LinkEvent, Live, Nodes, TRIGGER};
 use super::handshake::{Action, Block, Handshake, Results};
-use super::values;
+use super::{hmi, values};
 use crate::backoff::Backoff;
-use crate::reading::{DeviceState, Reading, ReadingKind, Sink, Verdict};
+use crate::reading::{DeviceState, LineContext, Reading, ReadingKind, Sink, Verdict};
 
 /// Connection health of a source: one warning per outage, one info when it is back, and a
 /// count of the outages with the time spent disconnected.
@@ -106,6 +109,7 @@ pub(crate) async fn run(id: &str, config: &OpcuaConfig, sink: &Sink) {
     // Without a handshake: the last code seen, kept across sessions so that a code that
     // changed while the session was being recreated is reported, not taken as a baseline.
     let mut last_code: Option<Vec<u8>> = None;
+    let mut context = sink.context();
     loop {
         let live = match setup(&mut client, config, id).await {
             Ok(live) => live,
@@ -141,7 +145,10 @@ pub(crate) async fn run(id: &str, config: &OpcuaConfig, sink: &Sink) {
             namespaces,
             changes,
             health: &mut health,
+            context: &mut context,
+            context_retry: None,
         };
+        s.write_context().await;
         let end = match &config.handshake {
             Some(h) => {
                 let results = Results {
@@ -245,6 +252,10 @@ struct Running<'a> {
     namespaces: Vec<String>,
     changes: mpsc::UnboundedReceiver<(u32, DataValue)>,
     health: &'a mut Health,
+    /// The line context MES pushed down, written into the context tags' nodes.
+    context: &'a mut watch::Receiver<Arc<LineContext>>,
+    /// When to try writing the line context again after a failed request.
+    context_retry: Option<tokio::time::Instant>,
 }
 
 /// What waiting produced.
@@ -273,6 +284,7 @@ impl Running<'_> {
                         match connect::namespaces(&self.live.session).await {
                             Ok(ns) if ns == self.namespaces => {
                                 self.health.up(self.sink);
+                                self.write_context().await;
                                 return Woke::Resync;
                             }
                             Ok(_) => return Woke::End(End::Restart(
@@ -292,7 +304,46 @@ impl Running<'_> {
                     Some((handle, value)) => return Woke::Change(handle, value),
                     None => return Woke::End(End::Restart("the subscription ended".into())),
                 },
+                changed = self.context.changed(), if self.writes_context() => {
+                    if changed.is_ok() {
+                        self.write_context().await;
+                    }
+                }
+                () = tokio::time::sleep_until(self.context_retry.unwrap_or_else(tokio::time::Instant::now)),
+                    if self.context_retry.is_some() => self.write_context().await,
                 () = self.sink.closed() => return Woke::End(End::SinkClosed),
+            }
+        }
+    }
+
+    /// Whether there are context tags to write (and the agent can still change the context).
+    fn writes_context(&self) -> bool {
+        !self.nodes.context_tags.is_empty() && self.context.has_changed().is_ok()
+    }
+
+    /// Writes the current line context into the context tags' nodes. A failed request is
+    /// tried again after `reconnect_min`, or, when the connection is down, once it is back.
+    async fn write_context(&mut self) {
+        self.context_retry = None;
+        if self.nodes.context_tags.is_empty() {
+            return;
+        }
+        let line = self.context.borrow_and_update().clone();
+        let written = hmi::write(
+            &self.live.session,
+            self.id,
+            &self.config.context_tags,
+            &self.nodes.context_tags,
+            &line,
+        )
+        .await;
+        if let Err(e) = written {
+            let id = self.id;
+            if self.health.down_since.is_none() {
+                warn!(source = id, "opcua {id}: {e}; trying again");
+                self.context_retry = Some(tokio::time::Instant::now() + self.config.reconnect_min);
+            } else {
+                debug!(source = id, "opcua {id}: {e}; written again once connected");
             }
         }
     }

@@ -198,6 +198,32 @@ impl OpcuaConfig {
                 || format!("context node name {:?} is used twice", c.name),
             );
         }
+        super::context::validate(&self.context_tags, &mut p.0);
+        // The nodes the PLC writes (and the agent's ack) are not the HMI's.
+        let plc_nodes: Vec<(&str, &String)> = match &self.handshake {
+            Some(h) => [
+                ("handshake.counter", Some(&h.counter)),
+                ("handshake.code", Some(&h.code)),
+                ("handshake.ack", Some(&h.ack)),
+                ("handshake.result", h.result.as_ref()),
+            ]
+            .into_iter()
+            .filter_map(|(k, n)| Some((k, n?)))
+            .collect(),
+            None => self.code.iter().map(|c| ("code", c)).collect(),
+        };
+        for (i, t) in self.context_tags.iter().enumerate() {
+            if let Some((key, _)) = plc_nodes.iter().find(|(_, n)| **n == t.node) {
+                p.0.push((
+                    format!("context_tags[{i}].node"),
+                    format!(
+                        "context key `{}`: node {} is also {key}; the line context needs a \
+                         node of its own",
+                        t.key, t.node
+                    ),
+                ));
+            }
+        }
         if p.0.is_empty() { Ok(()) } else { Err(p.0) }
     }
 }

@@ -2,7 +2,11 @@
 //! the handshake's nodes in namespace [`NS`] (`Code` String, `Counter` UInt32, `Ack` UInt32,
 //! `Result` Int16, `Order` String), stoppable and restartable on the same port with the same
 //! certificate and the same node values. Acks are recorded as the client writes them.
+//!
+//! The HMI's String nodes [`HMI_NODES`] take the line context the agent writes; a write of
+//! anything but a String is refused (BadTypeMismatch), as a PLC's String tag does.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +24,8 @@ use tokio::sync::watch;
 pub const NS: &str = "urn:tracegate:test-plc";
 pub const USER: &str = "operator";
 pub const PASSWORD: &str = "s3cret-pass";
+/// The String nodes the HMI shows the line context from (written by the agent).
+pub const HMI_NODES: [&str; 2] = ["HmiOrder", "HmiBatch"];
 
 /// How the server is set up.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,6 +55,8 @@ pub struct PlcServer {
     /// Every (ack, result) write, with its time.
     pub writes: Arc<Mutex<Vec<AckWrite>>>,
     result: Arc<Mutex<i16>>,
+    /// The values of [`HMI_NODES`], by node name, as last written.
+    hmi: watch::Sender<BTreeMap<String, String>>,
     running: Option<Running>,
 }
 
@@ -75,6 +83,7 @@ impl PlcServer {
             acks: watch::channel(0).0,
             writes: Arc::default(),
             result: Arc::default(),
+            hmi: watch::channel(BTreeMap::new()).0,
             running: None,
         };
         s.run(listener);
@@ -155,6 +164,9 @@ impl PlcServer {
                 (*self.result.lock().unwrap()).into(),
             );
             add("Order", DataTypeId::String, v.order.into());
+            for name in HMI_NODES {
+                add(name, DataTypeId::String, "".into());
+            }
         }
         let inner = manager.inner();
         let acks = self.acks.clone();
@@ -185,6 +197,24 @@ impl PlcServer {
         inner.add_read_callback(id(ns, "Result"), move |_, _, _| {
             Ok(DataValue::new_now(*result.lock().unwrap()))
         });
+        for name in HMI_NODES {
+            let hmi = self.hmi.clone();
+            inner.add_write_callback(id(ns, name), move |dv: DataValue, _| {
+                let Some(Variant::String(text)) = dv.value else {
+                    return StatusCode::BadTypeMismatch;
+                };
+                let text = text.value().clone().unwrap_or_default();
+                hmi.send_modify(|m| {
+                    m.insert(name.to_string(), text);
+                });
+                StatusCode::Good
+            });
+            let hmi = self.hmi.subscribe();
+            inner.add_read_callback(id(ns, name), move |_, _, _| {
+                let text = hmi.borrow().get(name).cloned().unwrap_or_default();
+                Ok(DataValue::new_now(text))
+            });
+        }
         let task = tokio::spawn(async move {
             let _ = server.run_with(listener).await;
         });
@@ -232,6 +262,29 @@ impl PlcServer {
 
     pub fn ack(&self) -> u32 {
         *self.acks.borrow()
+    }
+
+    /// The values of the HMI's nodes, by node name (a node never written is absent).
+    pub fn hmi(&self) -> BTreeMap<String, String> {
+        self.hmi.borrow().clone()
+    }
+
+    /// Waits until the HMI's nodes hold `expected` (node name, value); false after `timeout`.
+    pub async fn wait_hmi(&self, expected: &[(&str, &str)], timeout: Duration) -> bool {
+        let mut rx = self.hmi.subscribe();
+        let holds = |m: &BTreeMap<String, String>| {
+            expected
+                .iter()
+                .all(|(k, v)| m.get(*k).map(String::as_str) == Some(*v))
+        };
+        tokio::time::timeout(timeout, rx.wait_for(holds))
+            .await
+            .is_ok()
+    }
+
+    /// Forgets what the HMI's nodes hold (a PLC that restarted without retentive memory).
+    pub fn forget_hmi(&self) {
+        self.hmi.send_replace(BTreeMap::new());
     }
 
     /// Waits until the ack reaches `n`.

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::kit::{NS, Options, PASSWORD, PlcServer, USER};
+use super::kit::{HMI_NODES, NS, Options, PASSWORD, PlcServer, USER};
 use crate::opcua::{OpcuaConfig, pki, run};
 use crate::reading::{DeviceState, Reading, ReadingKind, Sink, Submission, Verdict};
 use crate::shutdown::Shutdown;
@@ -238,4 +238,57 @@ async fn without_a_handshake_each_code_change_is_an_event() {
     }
     assert_eq!(codes(&log), ["C1", "C2", "C3", "C4", "C5"]);
     assert_eq!(log.lock().unwrap()[0].1.attributes["order"], "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_line_context_is_written_to_the_hmi_nodes_at_every_session_and_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = PlcServer::start(Options::default()).await;
+    let extra = format!(
+        "[[context_tags]]\nkey = \"work_order\"\nnode = \"nsu={NS};s={}\"\n\n\
+         [[context_tags]]\nkey = \"batch\"\nnode = \"nsu={NS};s={}\"\nmax_chars = 6\n",
+        HMI_NODES[0], HMI_NODES[1]
+    );
+    // `extra` goes before [handshake]: context_tags are the source's own tables.
+    let config = config(&server, dir.path(), &extra);
+    assert_eq!(config.context_tags.len(), 2);
+    let (log, sink, _stop) = start(config);
+    let feed = sink.context_feed();
+    let set = |pairs: &[(&str, &str)]| {
+        feed.set(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    };
+    set(&[("work_order", "WO-4711"), ("batch", "L-0815-XYZ")]);
+    let hmi = [(HMI_NODES[0], "WO-4711"), (HMI_NODES[1], "L-0815")];
+    assert!(
+        server.wait_hmi(&hmi, LONG).await,
+        "the HMI shows {:?}",
+        server.hmi()
+    );
+    // The handshake runs beside it.
+    hand_over(&server, 1, 3).await;
+    assert_eq!(codes(&log), ["CODE-0001", "CODE-0002", "CODE-0003"]);
+
+    // A change follows; a key MES cleared is cleared on the PLC.
+    set(&[("work_order", "WO-4712")]);
+    let hmi = [(HMI_NODES[0], "WO-4712"), (HMI_NODES[1], "")];
+    assert!(
+        server.wait_hmi(&hmi, LONG).await,
+        "the HMI shows {:?}",
+        server.hmi()
+    );
+
+    // The PLC restarts and forgets: the next session writes the context again.
+    server.stop().await;
+    server.forget_hmi();
+    server.restart().await;
+    assert!(
+        server.wait_hmi(&hmi, LONG).await,
+        "after the restart the HMI shows {:?}",
+        server.hmi()
+    );
 }
