@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracegate_drivers::{ContextFeed, Shutdown, Sink};
+use tracegate_drivers::{ContextFeed, DeviceLosses, DeviceState, Shutdown, Sink};
 
 use crate::config::{Config, DriverConfig};
 use crate::context::ContextBook;
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{Metrics, SourceLabel};
 use crate::ops::state::{AgentState, BrokerState, SourceInfo};
 use crate::ops::{notify, server};
 use crate::process::Processor;
@@ -65,6 +66,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             device: sink.device_state(),
             last_event_ms: last_event_ms.clone(),
         });
+        tokio::spawn(count_device_losses(
+            metrics.clone(),
+            source.common.id.clone(),
+            sink.device_state(),
+            sink.device_losses(),
+        ));
         let processor = Processor::new(
             &config.agent,
             &prefix,
@@ -192,6 +199,31 @@ async fn feed_context(
         tokio::select! {
             changed = revisions.changed() => if changed.is_err() { return },
             _ = stop.wait() => return,
+        }
+    }
+}
+
+/// Keeps `tracegate_device_disconnects_total` of a source equal to the losses its sink counted,
+/// catching up at each device state change (the count moves before the change is seen). The
+/// counter exists from the start, at 0. Ends when the source's driver has stopped.
+async fn count_device_losses(
+    metrics: Arc<Metrics>,
+    source: String,
+    mut state: watch::Receiver<DeviceState>,
+    losses: DeviceLosses,
+) {
+    let counter = metrics
+        .device_disconnects
+        .get_or_create(&SourceLabel { source })
+        .clone();
+    let mut counted = 0;
+    loop {
+        let ended = state.changed().await.is_err();
+        let total = losses.get();
+        counter.inc_by(total - counted);
+        counted = total;
+        if ended {
+            return;
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod shutdown;
 
 pub use backoff::Backoff;
 pub use reading::{
-    ContextFeed, DeviceState, LineContext, Reading, ReadingKind, Sink, SinkClosed, Ticket, Verdict,
+    ContextFeed, DeviceLosses, DeviceState, LineContext, Reading, ReadingKind, Sink, SinkClosed,
+    Ticket, Verdict,
 };
 pub use shutdown::Shutdown;

@@ -10,9 +10,9 @@
 //! reading its device.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
-
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -108,6 +108,20 @@ pub enum DeviceState {
     Disconnected,
 }
 
+/// How many times a source's device was lost: the driver reported it disconnected after it had
+/// been connected (a failed first connect is not a loss). Counted by the sink as the state is
+/// set, so no change is missed however quickly the driver reconnects. Holding it does not keep
+/// the sink open.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceLosses(Arc<AtomicU64>);
+
+impl DeviceLosses {
+    /// The losses so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The line context (work order, batch…) in effect for a source's station, as MES pushed it
 /// down. Drivers that can show it on the line (PLC registers, OPC UA nodes) write it there.
 pub type LineContext = BTreeMap<String, String>;
@@ -134,6 +148,8 @@ impl ContextFeed {
 pub struct Sink {
     tx: mpsc::Sender<Submission>,
     state: Arc<watch::Sender<DeviceState>>,
+    /// Connected → disconnected changes of `state`.
+    losses: DeviceLosses,
     context: Arc<watch::Sender<Arc<LineContext>>>,
 }
 
@@ -148,16 +164,29 @@ impl Sink {
             Sink {
                 tx,
                 state: Arc::new(state),
+                losses: DeviceLosses::default(),
                 context: Arc::new(context),
             },
             rx,
         )
     }
 
-    /// Reports whether the device is reachable (shown in metrics, health and `status`).
+    /// Reports whether the device is reachable (shown in metrics, health and `status`). A
+    /// change from connected to disconnected counts as a loss ([`Sink::device_losses`]).
     pub fn set_device_state(&self, state: DeviceState) {
-        self.state
-            .send_if_modified(|s| std::mem::replace(s, state) != state);
+        self.state.send_if_modified(|s| {
+            let was = std::mem::replace(s, state);
+            if was == DeviceState::Connected && state == DeviceState::Disconnected {
+                self.losses.0.fetch_add(1, Ordering::Relaxed);
+            }
+            was != state
+        });
+    }
+
+    /// How many times the device was lost; the count changes before the state change is seen
+    /// on [`Sink::device_state`].
+    pub fn device_losses(&self) -> DeviceLosses {
+        self.losses.clone()
     }
 
     /// The handle the agent sets this source's line context with. It does not keep the sink
@@ -220,5 +249,31 @@ impl Ticket {
         Verdict::NotCommitted {
             reason: "the agent stopped before committing the reading".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_connected_device_going_away_counts_as_a_loss() {
+        let (sink, _rx) = Sink::channel(1);
+        let losses = sink.device_losses();
+        // A device that is not there at start, then is, then goes away twice.
+        for state in [
+            DeviceState::Disconnected,
+            DeviceState::Disconnected,
+            DeviceState::Connected,
+            DeviceState::Connected,
+            DeviceState::Disconnected,
+            DeviceState::Disconnected,
+            DeviceState::Connected,
+            DeviceState::Disconnected,
+        ] {
+            sink.set_device_state(state);
+        }
+        assert_eq!(losses.get(), 2);
+        assert_eq!(*sink.device_state().borrow(), DeviceState::Disconnected);
     }
 }

@@ -78,6 +78,19 @@ impl OpcuaPlc {
         self.s().forget_hmi();
     }
 
+    /// Runs `check` on every ack value the agent writes, while the agent waits for the write's
+    /// answer: what `check` sees of the agent (its queue file) is what it was when it wrote.
+    pub fn on_each_ack(&self, check: impl FnMut(u32) + Send + 'static) {
+        *self.s().on_ack.lock().unwrap() = Some(Box::new(check));
+    }
+
+    /// Refuses the agent's ack writes (a PLC that does not take them) until called with false.
+    pub fn refuse_acks(&self, refuse: bool) {
+        self.s()
+            .refuse_acks
+            .store(refuse, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// When each ack value was written.
     pub fn ack_times(&self) -> Vec<(Instant, u32)> {
         self.s()

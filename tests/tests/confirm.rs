@@ -3,10 +3,19 @@
 
 use std::time::Duration;
 
+use tracegate_tests::http::http_get;
 use tracegate_tests::mqtt::publish_v4;
 use tracegate_tests::{
-    ALL_TOPICS, Agent, Mosquitto, PREFIX, Subscriber, agent_config, bounded, wait_until,
+    ALL_TOPICS, Agent, Mosquitto, PREFIX, Subscriber, agent_config, bounded, free_port, wait_until,
 };
+
+/// The value of the unlabelled metric `name` in `/metrics` on `listen`.
+fn metric(listen: &str, name: &str) -> f64 {
+    let (_, text) = http_get(listen, "/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
 
 #[test]
 fn unconfirmed_events_are_published_again_and_confirmed_ones_leave() {
@@ -14,8 +23,10 @@ fn unconfirmed_events_are_published_again_and_confirmed_ones_leave() {
         let broker = Mosquitto::start();
         let sub = Subscriber::connect(broker.port(), ALL_TOPICS);
         let sources = "[[sources]]\nid = \"sim1\"\ntype = \"simulator\"\nstation = \"st1\"\nrate = 100.0\ncount = 10\nnoread_ratio = 0.0\ninvalid_ratio = 0.0\n";
+        let listen = format!("127.0.0.1:{}", free_port());
         let config = format!(
-            "{}\n[confirm]\nenabled = true\nrepublish_after = \"1s\"\nalarm_after = \"1s\"\n",
+            "{}\n[confirm]\nenabled = true\nrepublish_after = \"1s\"\nalarm_after = \"1s\"\n\
+             [ops]\nlisten = \"{listen}\"\n",
             agent_config(&broker.url(), "", sources)
         );
         let agent = Agent::start(&config);
@@ -53,6 +64,12 @@ fn unconfirmed_events_are_published_again_and_confirmed_ones_leave() {
         let ack = format!(r#"{{"seqs": [[1, 5]], "ids": ["{id6}"]}}"#);
         publish_v4(broker.port(), &format!("{PREFIX}/ack"), ack.as_bytes());
         agent.wait_queue("4 awaiting", Duration::from_secs(5), |s| s.awaiting == 4);
+        assert_eq!(metric(&listen, "tracegate_events_confirmed_total"), 6.0);
+        assert_eq!(
+            metric(&listen, "tracegate_queue_awaiting_confirmation_events"),
+            4.0
+        );
+        assert!(metric(&listen, "tracegate_queue_oldest_unconfirmed_age_seconds") > 0.0);
 
         // 7..=10 come again (same bytes), 1..=6 do not.
         wait_until(
@@ -94,6 +111,14 @@ fn unconfirmed_events_are_published_again_and_confirmed_ones_leave() {
         agent.wait_queue("nothing awaiting", Duration::from_secs(5), |s| {
             s.awaiting == 0
         });
+        assert_eq!(
+            metric(&listen, "tracegate_queue_awaiting_confirmation_events"),
+            0.0
+        );
+        assert_eq!(
+            metric(&listen, "tracegate_queue_oldest_unconfirmed_age_seconds"),
+            0.0
+        );
         let stats = agent.queue_stats_json();
         assert_eq!(stats["retained"], 10, "{stats}");
         let (_, text, _) = agent.cli(&["queue", "stats"]);

@@ -127,6 +127,7 @@ fn metrics_health_and_status_tell_what_happened() {
             "tracegate_queue_depth_events 0",
             "tracegate_mqtt_connected 1",
             "tracegate_device_connected{source=\"sim1\"} 1",
+            "tracegate_device_disconnects_total{source=\"sim1\"} 0",
             "tracegate_scan_to_commit_seconds_count 50",
         ] {
             assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use tracegate_tests::http::http_get;
 use tracegate_tests::{
     ALL_TOPICS, Agent, Delivery, FakeReader, Mosquitto, PREFIX, ReaderListener, Subscriber,
     agent_config, bounded, connect_retry, free_port, wait_until,
@@ -39,6 +40,26 @@ fn codes(prefix: &str, range: std::ops::RangeInclusive<usize>) -> Vec<String> {
     range.map(|i| format!("{prefix}-{i:05}")).collect()
 }
 
+/// Waits until the agent's `/metrics` on `listen` has every one of `lines`.
+fn wait_metrics(agent: &Agent, listen: &str, lines: &[&str]) {
+    wait_until(
+        &format!("{lines:?} in /metrics"),
+        Duration::from_secs(10),
+        || {
+            let (_, text) = http_get(listen, "/metrics");
+            lines.iter().all(|l| text.contains(l))
+        },
+        || {
+            format!(
+                "{}
+{}",
+                http_get(listen, "/metrics").1,
+                agent.log_tail(20)
+            )
+        },
+    );
+}
+
 #[test]
 fn agent_dials_the_reader_and_dials_again_after_a_disconnect() {
     bounded(LIMIT, || {
@@ -59,16 +80,37 @@ accept_reply = "OK\r"
 "#,
             listener.addr()
         );
-        let mut agent = Agent::start(&agent_config(&broker.url(), "", &source));
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut agent = Agent::start(&format!(
+            "{}\n[ops]\nlisten = \"{listen}\"\n",
+            agent_config(&broker.url(), "", &source)
+        ));
 
         let first = codes("TCPC", 1..=60);
         let mut reader = listener.accept(STARTUP);
         send_codes(&mut reader, &first, 7, &agent);
+        wait_metrics(
+            &agent,
+            &listen,
+            &[
+                "tracegate_device_connected{source=\"dm1\"} 1",
+                "tracegate_device_disconnects_total{source=\"dm1\"} 0",
+            ],
+        );
         drop(reader); // the reader goes away; the agent must dial again
 
         let second = codes("TCPC", 61..=120);
         let mut reader = listener.accept(Duration::from_secs(10));
         send_codes(&mut reader, &second, 13, &agent);
+        // One loss of the reader, and it is back.
+        wait_metrics(
+            &agent,
+            &listen,
+            &[
+                "tracegate_device_connected{source=\"dm1\"} 1",
+                "tracegate_device_disconnects_total{source=\"dm1\"} 1",
+            ],
+        );
 
         assert!(
             sub.wait_for(120, Duration::from_secs(10)),

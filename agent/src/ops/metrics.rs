@@ -58,6 +58,9 @@ pub struct Metrics {
     pub mqtt_disconnects: Counter,
     /// 1 while the source's device is connected, 0 when not, -1 before it reported.
     pub device_connected: Family<SourceLabel, Gauge>,
+    /// Times the source's device was lost after it had been connected (the driver logs each
+    /// outage as a warning).
+    pub device_disconnects: Family<SourceLabel, Counter>,
     /// Bytes this process caused to be written to storage (/proc/self/io).
     pub disk_write_bytes: Gauge,
     /// Context commands from MES, by result (accepted, rejected).
@@ -95,6 +98,7 @@ impl Metrics {
             mqtt_connected: Gauge::default(),
             mqtt_disconnects: Counter::default(),
             device_connected: Family::default(),
+            device_disconnects: Family::default(),
             disk_write_bytes: Gauge::default(),
             context_commands: Family::default(),
             confirmed: Counter::default(),
@@ -184,6 +188,11 @@ impl Metrics {
             "device_connected",
             "1 connected, 0 disconnected, -1 not yet known",
             m.device_connected.clone(),
+        );
+        r.register(
+            "device_disconnects",
+            "Times the source's device was lost after it had been connected",
+            m.device_disconnects.clone(),
         );
         r.register(
             "disk_write_bytes",

@@ -123,6 +123,9 @@ impl AgentState {
         m.queue_full.set(self.queue_full() as i64);
         m.queue_oldest_age_seconds
             .set(oldest_age_secs(&stats).unwrap_or(0.0));
+        m.awaiting_confirmation.set(stats.awaiting as i64);
+        m.oldest_unconfirmed_age_seconds
+            .set(unconfirmed_age_secs(&stats).unwrap_or(0.0));
         if let Some(b) = super::metrics::disk_write_bytes() {
             m.disk_write_bytes.set(b as i64);
         }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::reading::{LineContext, Sink, Verdict};
+use crate::reading::{DeviceState, LineContext, Sink, Verdict};
 
 /// Why a session ended.
 pub(crate) enum End {
@@ -82,25 +82,30 @@ impl Source<'_> {
 }
 
 /// Whether the device works, logged on changes only: one warning per outage, one info when it
-/// is back. A handshake source is back once it polls or acknowledges again (not merely reads
-/// its registers), so a PLC that refuses the ack write is one outage, not a warning per retry.
+/// is back, and reported as the source's device state. A handshake source is back once it
+/// polls or acknowledges again (not merely reads its registers), so a PLC that refuses the ack
+/// write is one outage, not a warning per retry.
 pub(crate) struct Health {
     source: String,
     down: bool,
     backoff: Backoff,
+    /// Where the device state goes (metrics, health, `status`).
+    sink: Sink,
 }
 
 impl Health {
-    fn new(source: &str, config: &ModbusConfig) -> Health {
+    fn new(source: &str, config: &ModbusConfig, sink: &Sink) -> Health {
         Health {
             source: source.to_string(),
             down: false,
             backoff: Backoff::new(config.reconnect_min, config.reconnect_max),
+            sink: sink.clone(),
         }
     }
 
     /// A request succeeded.
     pub fn ok(&mut self) {
+        self.sink.set_device_state(DeviceState::Connected);
         if self.down {
             let source = self.source.as_str();
             info!(source, "modbus {source}: the device answers again");
@@ -111,6 +116,7 @@ impl Health {
 
     /// A request failed: how long to wait before the next session.
     fn failed(&mut self, error: &RequestError) -> Duration {
+        self.sink.set_device_state(DeviceState::Disconnected);
         let delay = self.backoff.next_delay();
         let source = self.source.as_str();
         if self.down {
@@ -130,7 +136,7 @@ pub(crate) async fn run(id: &str, config: &ModbusConfig, sink: &Sink, mut link: 
         id,
         config,
         sink,
-        health: Health::new(id, config),
+        health: Health::new(id, config, sink),
         context: sink.context(),
     };
     loop {

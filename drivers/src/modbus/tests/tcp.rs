@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::kit::*;
 use crate::modbus::handshake::handover_key;
-use crate::reading::{ReadingKind, Verdict};
+use crate::reading::{DeviceState, ReadingKind, Verdict};
 
 fn tcp(addr: std::net::SocketAddr, extra: &str) -> crate::modbus::ModbusConfig {
     config(&format!(
@@ -232,6 +232,53 @@ async fn a_reply_that_times_out_is_followed_by_a_fresh_connection() {
     plc.wait_for(ACK, 2).await;
     assert!(server.connections() >= 2, "reconnected after the timeout");
     assert_eq!(plc.get(RESULT), 1);
+    driver.stop().await;
+}
+
+#[tokio::test]
+async fn the_device_state_follows_the_plc_and_each_outage_is_one_loss() {
+    let plc = Plc::new();
+    let server = TcpPlc::start(&plc).await;
+    let (mut agent, sink) = Agent::new();
+    let mut state = sink.device_state();
+    let losses = sink.device_losses();
+    let driver = Driver::start(tcp(server.addr, ""), sink);
+    plc.present(1, "BEFORE");
+    agent.commit("BEFORE", 1).await;
+    plc.wait_for(ACK, 1).await;
+    within(
+        "the device to be reported connected",
+        state.wait_for(|s| *s == DeviceState::Connected),
+    )
+    .await
+    .unwrap();
+    assert_eq!(losses.get(), 0);
+    // The PLC hangs: every request times out, over several reconnect attempts.
+    plc.go_silent(true);
+    within(
+        "the device to be reported disconnected",
+        state.wait_for(|s| *s == DeviceState::Disconnected),
+    )
+    .await
+    .unwrap();
+    let requests = plc.requests();
+    within("more requests to the silent PLC", async {
+        while plc.requests() < requests + 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    plc.go_silent(false);
+    within(
+        "the device to be reported connected again",
+        state.wait_for(|s| *s == DeviceState::Connected),
+    )
+    .await
+    .unwrap();
+    plc.present(2, "AFTER");
+    agent.commit("AFTER", 2).await;
+    plc.wait_for(ACK, 2).await;
+    assert_eq!(losses.get(), 1, "one outage, however many failed requests");
     driver.stop().await;
 }
 

@@ -1,12 +1,14 @@
 //! The test as a PLC with an OPC UA server: an in-process async-opcua server on 127.0.0.1 with
 //! the handshake's nodes in namespace [`NS`] (`Code` String, `Counter` UInt32, `Ack` UInt32,
 //! `Result` Int16, `Order` String), stoppable and restartable on the same port with the same
-//! certificate and the same node values. Acks are recorded as the client writes them.
+//! certificate and the same node values. Acks are recorded as the client writes them; a test can
+//! look at the world as each ack is written, or have the server refuse them.
 //!
 //! The HMI's String nodes [`HMI_NODES`] take the line context the agent writes; a write of
 //! anything but a String is refused (BadTypeMismatch), as a PLC's String tag does.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,10 @@ struct Values {
 /// An ack the client wrote: when, the value, and the result node's value at that moment.
 pub type AckWrite = (Instant, u32, Option<i16>);
 
+/// Called with each ack value inside the server's write handler, before the write is answered:
+/// the client is still waiting, so what the hook observes is the state the client wrote in.
+pub type AckHook = Box<dyn FnMut(u32) + Send>;
+
 pub struct PlcServer {
     pub port: u16,
     pub options: Options,
@@ -54,6 +60,11 @@ pub struct PlcServer {
     acks: watch::Sender<u32>,
     /// Every (ack, result) write, with its time.
     pub writes: Arc<Mutex<Vec<AckWrite>>>,
+    /// Runs on every ack write the server takes.
+    pub on_ack: Arc<Mutex<Option<AckHook>>>,
+    /// While set, ack writes are refused (BadOutOfService) and not recorded: a PLC that does
+    /// not take the ack, so the client stays between its commit and its ack.
+    pub refuse_acks: Arc<AtomicBool>,
     result: Arc<Mutex<i16>>,
     /// The values of [`HMI_NODES`], by node name, as last written.
     hmi: watch::Sender<BTreeMap<String, String>>,
@@ -82,6 +93,8 @@ impl PlcServer {
             values: Arc::default(),
             acks: watch::channel(0).0,
             writes: Arc::default(),
+            on_ack: Arc::default(),
+            refuse_acks: Arc::default(),
             result: Arc::default(),
             hmi: watch::channel(BTreeMap::new()).0,
             running: None,
@@ -172,12 +185,21 @@ impl PlcServer {
         let acks = self.acks.clone();
         let writes = self.writes.clone();
         let result = self.result.clone();
+        let on_ack = self.on_ack.clone();
+        let refuse = self.refuse_acks.clone();
         inner.add_write_callback(id(ns, "Ack"), move |dv: DataValue, _| {
             let Some(Variant::UInt32(n)) = dv.value else {
                 return StatusCode::BadTypeMismatch;
             };
+            if refuse.load(Ordering::Relaxed) {
+                return StatusCode::BadOutOfService;
+            }
+            let at = Instant::now();
+            if let Some(hook) = on_ack.lock().unwrap().as_mut() {
+                hook(n);
+            }
             let r = *result.lock().unwrap();
-            writes.lock().unwrap().push((Instant::now(), n, Some(r)));
+            writes.lock().unwrap().push((at, n, Some(r)));
             acks.send_replace(n);
             StatusCode::Good
         });

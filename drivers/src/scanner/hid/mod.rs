@@ -37,6 +37,7 @@ use tracing::{debug, info, warn};
 
 use super::config::{HidConfig, HidDevice};
 use super::pipeline::{Context, Loss, SessionEnd, run_session};
+use crate::reading::DeviceState;
 use decoder::Decoder;
 use device::{Kind, Opened};
 use stream::KeyStream;
@@ -65,6 +66,7 @@ pub(crate) async fn run(config: &HidConfig, ctx: &Context) {
             Ok(opened) => {
                 log_opened(source, &opened, opened_before);
                 opened_before = true;
+                ctx.sink.set_device_state(DeviceState::Connected);
                 let recording = opened.kind == Kind::Recording;
                 let path = opened.path.display().to_string();
                 match session(config, ctx, opened).await {
@@ -82,11 +84,13 @@ pub(crate) async fn run(config: &HidConfig, ctx: &Context) {
                         "scanner {source}: input device {path} lost: {end}, looking for \
                          {wanted} every {every}"),
                 }
+                ctx.sink.set_device_state(DeviceState::Disconnected);
                 down = true;
             }
             Err(e) if !down => {
                 warn!(source, error = %e,
                     "scanner {source}: {e}; looking for {wanted} every {every}");
+                ctx.sink.set_device_state(DeviceState::Disconnected);
                 down = true;
             }
             Err(e) => debug!(source, error = %e, "scanner {source}: {e}"),

@@ -10,7 +10,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::stat::Mode;
 
 use super::kit::*;
-use crate::reading::ReadingKind;
+use crate::reading::{DeviceState, ReadingKind};
 use crate::scanner::ScannerConfig;
 use crate::scanner::hid::decoder::{EV_SYN, InputEvent, SYN_DROPPED};
 use crate::scanner::hid::stream::{EVENTS_LOST, encode_record};
@@ -140,6 +140,8 @@ async fn a_device_that_is_not_there_is_looked_for_without_spinning() {
         .unwrap();
 
     let (mut agent, sink) = Agent::new(16);
+    let state = sink.device_state();
+    let losses = sink.device_losses();
     let driver = Driver::start(hid_config(&link, ""), sink);
 
     // One attempt per reopen_interval (100ms), not a busy loop.
@@ -155,6 +157,7 @@ async fn a_device_that_is_not_there_is_looked_for_without_spinning() {
         (2..=10).contains(&attempts),
         "{attempts} open attempts in {window:?} with reopen_interval 100ms"
     );
+    assert_eq!(*state.borrow(), DeviceState::Disconnected);
 
     // The scanner appears: the driver opens it on one of its next attempts.
     let mut fifo = Fifo::create(dir.path().join("scanner.fifo"));
@@ -162,6 +165,9 @@ async fn a_device_that_is_not_there_is_looked_for_without_spinning() {
     fifo.type_keys(Keys::default().shifted(&[KEY_A]).tap(KEY_1).enter(), &[24])
         .await;
     agent.commit_code("A1").await;
+    assert_eq!(*state.borrow(), DeviceState::Connected);
+    // Not there at start is not a loss: it had never been connected.
+    assert_eq!(losses.get(), 0);
     driver.stop().await;
 }
 
