@@ -592,6 +592,20 @@ async fn rows_dropped_by_drop_oldest_or_confirmed_unpublished_are_not_sent() {
         fetched(&queue.fetch(4, 100).await.unwrap()),
         vec![5, 6, 7, 8]
     );
+    // One commit that drops rows it wrote itself.
+    append_all(&queue, (8..20).map(|i| i.to_string())).await;
+    assert_eq!(
+        fetched(&queue.fetch(0, 100).await.unwrap()),
+        vec![16, 17, 18, 19, 20]
+    );
+    assert_eq!(
+        fetched(&queue.fetch(8, 100).await.unwrap()),
+        vec![16, 17, 18, 19, 20]
+    );
+    // The next commit that drops nothing serves from memory again.
+    queue.delivered(vec![16, 17, 18, 19, 20]).await.unwrap();
+    append_all(&queue, ["x".to_string()]).await;
+    assert_eq!(fetched(&queue.fetch(20, 100).await.unwrap()), vec![21]);
     drop(queue);
     writer.join().unwrap();
 

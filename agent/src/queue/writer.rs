@@ -463,9 +463,12 @@ impl Writer {
                 {
                     let mut tail = lock(&self.tail);
                     if done.dropped > 0 {
+                        // Rows of this very commit may be among those dropped: the database
+                        // answers until a commit that drops nothing.
                         tail.forget();
+                    } else {
+                        tail.committed(first_seq, std::mem::take(&mut done.rows));
                     }
-                    tail.committed(first_seq, std::mem::take(&mut done.rows));
                 }
                 self.deletes.clear();
                 self.deleting.clear();
