@@ -73,7 +73,7 @@ pub fn apply_overrides(config: &str, overrides: &[String]) -> Result<String, Str
 }
 
 /// The generated config. Everything not set here is the product's default (commit_window 5ms,
-/// commit_batch 256, inflight 64, retain_events 100000, heartbeat 60s, keepalive 30s).
+/// commit_batch 128, inflight 64, retain_events 100000, heartbeat 60s, keepalive 30s).
 pub fn config_toml(s: &AgentSetup, scanner_port: u16, metrics_port: u16) -> String {
     format!(
         r#"# written by tracegate-bench

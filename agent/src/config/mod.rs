@@ -95,7 +95,11 @@ pub struct StoreConfig {
     /// Bounds the fsyncs flash sees; adds at most this much scan→commit latency. Default "5ms".
     #[serde(default = "default_commit_window", with = "humantime_serde")]
     pub commit_window: Duration,
-    /// Group commit: most events in one transaction. Default 256.
+    /// Group commit: most events in one transaction; a full batch commits at once, without
+    /// waiting for the window. Default 128: half of what one pipelined reader may have
+    /// outstanding (256), so a reader sending flat out fills batches instead of waiting out
+    /// the window for every round trip (docs/performance.md); at ordinary rates the window
+    /// ends a commit long before this many events are in it.
     #[serde(default = "default_commit_batch")]
     pub commit_batch: usize,
     /// Delivered events kept for `tracegate queue replay` and `queue export` (when the
@@ -433,7 +437,7 @@ fn default_commit_window() -> Duration {
     Duration::from_millis(5)
 }
 fn default_commit_batch() -> usize {
-    256
+    128
 }
 fn default_retain_events() -> u64 {
     100_000
