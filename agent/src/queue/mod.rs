@@ -51,7 +51,9 @@
 //!
 //! The writer runs on its own thread ([`writer`]); everything else talks to it through a
 //! [`Queue`] handle. The newest committed rows are also kept in memory ([`tail`]): a publisher
-//! that keeps up takes them from there, and reads the database only for a backlog.
+//! that keeps up takes them from there, and reads a backlog through a second, read-only
+//! connection, so that its reads never wait behind the writer's commits (WAL lets a reader go
+//! on while a transaction commits).
 
 mod commit;
 pub mod confirm;

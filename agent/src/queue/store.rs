@@ -293,19 +293,20 @@ impl Store {
 
     /// Up to `limit` undelivered events with seq > `after`, in seq order.
     pub fn fetch(&self, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, id, source, topic, payload FROM events WHERE state = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![after, limit as u64], |r| {
-            Ok(Row {
-                seq: r.get(0)?,
-                id: r.get(1)?,
-                source: r.get(2)?,
-                topic: r.get(3)?,
-                payload: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        fetch(&self.conn, after, limit)
+    }
+
+    /// A second, read-only connection to the same file, for reads that must not wait behind
+    /// the writer's commits (WAL lets readers go on while a transaction commits).
+    pub(super) fn reader(&self) -> Result<Connection, StoreError> {
+        let path = self.conn.path().unwrap_or_default().to_owned();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open { path, source })?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(conn)
     }
 
     /// The queue's figures.
@@ -423,6 +424,24 @@ impl Store {
     pub fn set_busy_timeout(&self, d: Duration) {
         self.conn.busy_timeout(d).expect("busy timeout");
     }
+}
+
+/// Up to `limit` undelivered events with seq > `after`, in seq order, through `conn` (the
+/// writer's or a reader's).
+pub(super) fn fetch(conn: &Connection, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+            "SELECT seq, id, source, topic, payload FROM events WHERE state = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+    let rows = stmt.query_map(params![after, limit as u64], |r| {
+        Ok(Row {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            source: r.get(2)?,
+            topic: r.get(3)?,
+            payload: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Which rows [`Store::scan`] visits.

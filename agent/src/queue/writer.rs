@@ -42,11 +42,6 @@ enum Control {
         filter: ScanFilter,
         reply: oneshot::Sender<Result<u64, String>>,
     },
-    Fetch {
-        after: u64,
-        limit: usize,
-        reply: oneshot::Sender<Result<Vec<Row>, String>>,
-    },
     Stats(oneshot::Sender<Result<Stats, String>>),
 }
 
@@ -65,6 +60,11 @@ pub struct Queue {
     failing: watch::Receiver<bool>,
     /// The newest committed rows, for a publisher that keeps up.
     tail: Arc<Mutex<Tail>>,
+    /// A read-only connection for the publisher's fetches of older rows, so they do not wait
+    /// behind the writer's commits.
+    reader: Arc<Mutex<rusqlite::Connection>>,
+    /// Seqs delivered but not yet written as such; fetches skip them.
+    deleting: Arc<Mutex<HashSet<u64>>>,
 }
 
 impl Queue {
@@ -82,30 +82,37 @@ impl Queue {
     }
 
     /// Marks events delivered (the broker acknowledged them); the next commit records it.
-    pub async fn delivered(&self, seqs: Vec<u64>) -> Result<(), QueueClosed> {
+    pub async fn delivered(&self, mut seqs: Vec<u64>) -> Result<(), QueueClosed> {
         lock(&self.tail).delivered(&seqs);
+        // Skipped by fetches from now on, before the writer hears of them.
+        {
+            let mut deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+            seqs.retain(|s| deleting.insert(*s));
+        }
         self.control
             .send(Control::Delivered(seqs))
             .await
             .map_err(|_| QueueClosed)
     }
 
-    /// Up to `limit` undelivered events with seq > `after`, in order: from memory when they
-    /// are the newest, else read by the writer.
+    /// Up to `limit` undelivered events with seq > `after`, in order, without those delivered
+    /// but not yet written: fewer only when the queue has no more. From memory when they are
+    /// the newest, else read through the reader connection.
     pub async fn fetch(&self, after: u64, limit: usize) -> Result<Vec<Row>, QueueClosed> {
         if let Some(rows) = lock(&self.tail).fetch(after, limit) {
             return Ok(rows);
         }
-        let (reply, rx) = oneshot::channel();
-        self.control
-            .send(Control::Fetch {
-                after,
-                limit,
-                reply,
-            })
-            .await
-            .map_err(|_| QueueClosed)?;
-        rx.await.map_err(|_| QueueClosed)?.map_err(|_| QueueClosed)
+        let (reader, deleting) = (self.reader.clone(), self.deleting.clone());
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            read_undelivered(&conn, &deleting, after, limit)
+        })
+        .await
+        .map_err(|_| QueueClosed)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read queued events");
+            QueueClosed
+        })
     }
 
     /// Queues retained events again (`tracegate queue replay`); the publisher sends them once
@@ -180,6 +187,30 @@ fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
     tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Reads undelivered rows after `after`, skipping those delivered but not yet written. The
+/// set is copied before the read starts: a seq the writer writes as delivered and then takes
+/// out of the set during the read is either still in the copy or already marked in what the
+/// read sees.
+fn read_undelivered(
+    conn: &rusqlite::Connection,
+    deleting: &Mutex<HashSet<u64>>,
+    mut after: u64,
+    limit: usize,
+) -> Result<Vec<Row>, super::StoreError> {
+    let skip = deleting.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut out = Vec::with_capacity(limit);
+    loop {
+        let rows = super::store::fetch(conn, after, limit)?;
+        let end = rows.len() < limit;
+        after = rows.last().map_or(after, |r| r.seq);
+        out.extend(rows.into_iter().filter(|r| !skip.contains(&r.seq)));
+        if end || out.len() >= limit {
+            out.truncate(limit);
+            return Ok(out);
+        }
+    }
+}
+
 /// How long the writer waits before retrying a commit that failed.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
@@ -206,6 +237,10 @@ pub fn spawn(
     let (replays_tx, replays_rx) = watch::channel(0);
     let (failing_tx, failing_rx) = watch::channel(false);
     let tail = Arc::new(Mutex::new(Tail::default()));
+    let deleting = Arc::new(Mutex::new(HashSet::new()));
+    let reader = Arc::new(Mutex::new(
+        store.reader().expect("a reader of the queue just opened"),
+    ));
     let writer = Writer {
         tail: tail.clone(),
         metrics,
@@ -221,7 +256,7 @@ pub fn spawn(
         replays: replays_tx,
         pending: Vec::new(),
         deletes: Vec::new(),
-        deleting: HashSet::new(),
+        deleting: deleting.clone(),
         deletes_since: None,
         stalled: false,
     };
@@ -243,6 +278,8 @@ pub fn spawn(
         replays: replays_rx,
         failing: failing_rx,
         tail,
+        reader,
+        deleting,
     };
     (queue, handle)
 }
@@ -265,9 +302,10 @@ struct Writer {
     replays: watch::Sender<u64>,
     /// Appends waiting for the next commit (at most `batch`).
     pending: Vec<Append>,
-    /// Delivered seqs to write in the next commit, and the same as a set so fetches skip them.
+    /// Delivered seqs to write in the next commit. The shared set holds them too (and those
+    /// on their way here), so fetches skip them; a seq leaves it once its commit is durable.
     deletes: Vec<u64>,
-    deleting: HashSet<u64>,
+    deleting: Arc<Mutex<HashSet<u64>>>,
     /// When the oldest of `deletes` arrived.
     deletes_since: Option<Instant>,
     /// The last commit left appends pending for lack of room; wait for deletes.
@@ -405,37 +443,11 @@ impl Writer {
             Control::Delivered(seqs) => {
                 self.stalled = false;
                 self.deletes_since.get_or_insert_with(Instant::now);
-                for s in seqs {
-                    if self.deleting.insert(s) {
-                        self.deletes.push(s);
-                    }
-                }
-            }
-            Control::Fetch {
-                after,
-                limit,
-                reply,
-            } => {
-                let _ = reply.send(self.fetch(after, limit).map_err(|e| e.to_string()));
+                // Already in `deleting` ([`Queue::delivered`]), each once.
+                self.deletes.extend(seqs);
             }
             Control::Stats(reply) => {
                 let _ = reply.send(self.store.stats().map_err(|e| e.to_string()));
-            }
-        }
-    }
-
-    /// Up to `limit` undelivered rows after `after`, without those delivered but not yet
-    /// written: fewer only when the queue has no more.
-    fn fetch(&self, mut after: u64, limit: usize) -> Result<Vec<Row>, super::StoreError> {
-        let mut out = Vec::with_capacity(limit);
-        loop {
-            let rows = self.store.fetch(after, limit)?;
-            let end = rows.len() < limit;
-            after = rows.last().map_or(after, |r| r.seq);
-            out.extend(rows.into_iter().filter(|r| !self.deleting.contains(&r.seq)));
-            if end || out.len() >= limit {
-                out.truncate(limit);
-                return Ok(out);
             }
         }
     }
@@ -470,8 +482,13 @@ impl Writer {
                         tail.committed(first_seq, std::mem::take(&mut done.rows));
                     }
                 }
-                self.deletes.clear();
-                self.deleting.clear();
+                {
+                    // Only what this commit wrote: others may have been added meanwhile.
+                    let mut deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+                    for s in self.deletes.drain(..) {
+                        deleting.remove(&s);
+                    }
+                }
                 self.deletes_since = None;
                 if done.dropped > 0 {
                     self.metrics.dropped.inc_by(done.dropped);
