@@ -306,6 +306,9 @@ impl Store {
         )
         .map_err(|source| StoreError::Open { path, source })?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        // It reads forward through the backlog once: a small page cache is enough (SQLite's
+        // default is 2 MiB, which the writer keeps).
+        conn.pragma_update(None, "cache_size", -256)?;
         Ok(conn)
     }
 
