@@ -86,7 +86,7 @@ impl Queue {
         lock(&self.tail).delivered(&seqs);
         // Skipped by fetches from now on, before the writer hears of them.
         {
-            let mut deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+            let mut deleting = lock(&self.deleting);
             seqs.retain(|s| deleting.insert(*s));
         }
         self.control
@@ -104,7 +104,7 @@ impl Queue {
         }
         let (reader, deleting) = (self.reader.clone(), self.deleting.clone());
         tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = lock(&reader);
             read_undelivered(&conn, &deleting, after, limit)
         })
         .await
@@ -181,10 +181,10 @@ impl Queue {
     }
 }
 
-/// The tail's lock; a panic while it was held cannot leave it inconsistent in a way that
-/// matters more than stopping would (every method leaves it valid between statements).
-fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
-    tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Locks the tail, the reader or the set of deliveries in writing. A panic while one was held
+/// cannot leave it in a state worse than stopping would: each is valid between statements.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Reads undelivered rows after `after`, skipping those delivered but not yet written. The
@@ -197,7 +197,7 @@ fn read_undelivered(
     mut after: u64,
     limit: usize,
 ) -> Result<Vec<Row>, super::StoreError> {
-    let skip = deleting.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let skip = lock(deleting).clone();
     let mut out = Vec::with_capacity(limit);
     loop {
         let rows = super::store::fetch(conn, after, limit)?;
@@ -484,7 +484,7 @@ impl Writer {
                 }
                 {
                     // Only what this commit wrote: others may have been added meanwhile.
-                    let mut deleting = self.deleting.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut deleting = lock(&self.deleting);
                     for s in self.deletes.drain(..) {
                         deleting.remove(&s);
                     }
