@@ -104,8 +104,9 @@ pub struct StoreConfig {
     pub commit_batch: usize,
     /// Delivered events kept for `tracegate queue replay` and `queue export` (when the
     /// upstream lost what the broker had acknowledged). 0 turns retention off: delivered
-    /// events are deleted at once. Default 100,000. Pruned in batches: a limit (count, bytes
-    /// or age) is exceeded by up to 1/32 of it before the oldest go, down to the limit.
+    /// events are deleted at once. Default 100,000. Pruned in steps: a limit (count, bytes
+    /// or age) is exceeded by up to 1/1024 of it (at least 64 events, 64 KiB, 1 s) before the
+    /// oldest go, down to the limit.
     #[serde(default = "default_retain_events")]
     pub retain_events: u64,
     /// Most bytes of delivered events kept. Default "64 MiB".

@@ -254,10 +254,18 @@ fn make_room(
     Ok(fits(t))
 }
 
+/// How far a retention limit may be exceeded before a prune: 1/1024 of it, and at least
+/// `floor`. Pruning in such steps leaves the oldest pages alone in most commits, frees whole
+/// pages at once (a freed page is listed, not rewritten), and keeps each prune short: a
+/// slack of 1/32 (3,125 rows at the default 100,000) made one commit in every few seconds take
+/// tens of milliseconds, and the events that arrived meanwhile waited for it.
+fn prune_slack(limit: u64, floor: u64) -> u64 {
+    (limit / 1024).max(floor)
+}
+
 /// Deletes retained (delivered) events beyond the retention's count, bytes or age, in
-/// batches: nothing until a limit is exceeded by a slack of 1/32 of it, then down to the limit.
-/// Most commits so leave the oldest pages alone, and a prune frees whole pages at once (a
-/// freed page is listed, not rewritten). Returns how many rows were deleted.
+/// steps: nothing until a limit is exceeded by its [`prune_slack`], then down to the limit.
+/// Returns how many rows were deleted.
 pub(super) fn prune_retained(
     tx: &Transaction<'_>,
     l: &Limits,
@@ -270,11 +278,11 @@ pub(super) fn prune_retained(
         "SELECT seq, bytes, coalesce(published_ms, 0) FROM events WHERE state = {} ORDER BY seq LIMIT 1",
         l.retained_state()
     ))?;
-    if t.retained <= l.retain_events + l.retain_events / 32
-        && t.retained_bytes <= l.retain_bytes + l.retain_bytes / 32
+    if t.retained <= l.retain_events + prune_slack(l.retain_events, 64)
+        && t.retained_bytes <= l.retain_bytes + prune_slack(l.retain_bytes, 64 * 1024)
     {
         // Within the count and bytes: only the age can require a prune.
-        let slack_ms = (l.retain_age / 32).as_millis() as i64;
+        let slack_ms = prune_slack(l.retain_age.as_millis() as u64, 1000) as i64;
         let first: Option<i64> = oldest.query_row([], |r| r.get(2)).optional()?;
         match first {
             Some(published_ms) if published_ms < oldest_allowed - slack_ms => {}

@@ -32,7 +32,7 @@
 //! - **Leaving the queue** (state 0 → 1, or deletion when retention is off) happens only for
 //!   seqs the publisher reports acknowledged by the broker (PUBACK/PUBCOMP). Undelivered rows
 //!   are deleted only by `drop_oldest` when the queue is full (counted, alarmed). Delivered rows
-//!   are pruned oldest first, in batches (once a retention limit is exceeded by 1/32 of it), in
+//!   are pruned oldest first, in steps (once a retention limit is exceeded by 1/1024 of it), in
 //!   commits that happen anyway (an idle agent writes nothing).
 //! - **Deliveries are written lazily**: a PUBACK'd seq is kept in memory (and never fetched
 //!   again) and written with the next commit of appends, where its row is usually on a page

@@ -417,40 +417,44 @@ fn confirmed_deletion_of_the_newest_rows_keeps_seqs_gap_free_across_reopen() {
 }
 
 #[test]
-fn retention_is_pruned_in_batches_down_to_its_limit() {
+fn retention_is_pruned_in_steps_down_to_its_limit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     let retain = Limits {
-        retain_events: 64, // slack 64 / 32 = 2
+        retain_events: 64, // slack: at least 64 events
         retain_bytes: 1 << 30,
         retain_age: Duration::from_secs(3600),
         ..limits(1000, Overflow::Block)
     };
     let mut s = Store::open(&path, retain).unwrap();
-    let mut batch: Vec<NewEvent> = (0..66).map(|i| event(&i.to_string())).collect();
+    let mut batch: Vec<NewEvent> = (0..128).map(|i| event(&i.to_string())).collect();
     s.commit(&mut batch, &[], NOW).unwrap();
-    let seqs: Vec<u64> = (1..=66).collect();
+    let seqs: Vec<u64> = (1..=128).collect();
     s.commit(&mut [], &seqs, NOW).unwrap();
-    // 66 delivered: over the limit, within the slack: nothing pruned yet.
-    assert_eq!(s.stats().unwrap().retained, 66);
+    // 128 delivered: over the limit, within the slack: nothing pruned yet.
+    assert_eq!(s.stats().unwrap().retained, 128);
     s.commit(&mut [event("x")], &[], NOW).unwrap();
-    s.commit(&mut [], &[67], NOW).unwrap();
-    // 67 > 64 + 2: pruned down to the limit, oldest first.
+    s.commit(&mut [], &[129], NOW).unwrap();
+    // 129 > 64 + 64: pruned down to the limit, oldest first.
     let st = s.stats().unwrap();
     assert_eq!((st.retained, st.depth), (64, 0));
     let left: u64 = s
         .conn
         .query_row("SELECT min(seq) FROM events", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(left, 4);
-    // Past the age (plus its slack of 1/32), the whole retention goes.
-    let later = NOW + 3_600_000 + 3_600_000 / 32 + 1;
-    s.commit(&mut [event("y")], &[], later).unwrap();
+    assert_eq!(left, 66);
+    // Within the age plus its slack (1/1024 of it) nothing goes; past it, the whole retention.
+    let slack = 3_600_000 / 1024;
+    s.commit(&mut [event("y")], &[], NOW + 3_600_000 + slack - 1)
+        .unwrap();
+    assert_eq!(s.stats().unwrap().retained, 64);
+    s.commit(&mut [event("y2")], &[], NOW + 3_600_000 + slack + 1)
+        .unwrap();
     assert_eq!(s.stats().unwrap().retained, 0);
     drop(s);
     // And the seqs go on after a reopen.
     let mut s = Store::open(&path, retain).unwrap();
-    assert_eq!(s.commit(&mut [event("z")], &[], NOW).unwrap().seqs(), [69]);
+    assert_eq!(s.commit(&mut [event("z")], &[], NOW).unwrap().seqs(), [132]);
 }
 
 #[tokio::test]
