@@ -71,7 +71,7 @@ fn input(data: &[u8]) -> Option<Input> {
         },
         4 => Input::RoundTrip {
             year: u.arbitrary().ok()?,
-            specs: u.arbitrary_take_rest().ok()?,
+            specs: Arbitrary::arbitrary_take_rest(u).ok()?,
         },
         _ => Input::AnyYear {
             year: u.arbitrary().ok()?,
@@ -143,8 +143,10 @@ fn build(spec: &Spec) -> (String, String) {
                 }
             })
             .collect();
-        let digits = |t: &mut Vec<u8>, at: usize, v: u32| {
+        // Two digits at `at`: `base` + (the byte there % `modulo`).
+        let digits = |t: &mut Vec<u8>, at: usize, base: u32, modulo: u32| {
             if at + 2 <= t.len() {
+                let v = base + u32::from(t[at]) % modulo;
                 t[at] = b'0' + (v / 10 % 10) as u8;
                 t[at + 1] = b'0' + (v % 10) as u8;
             }
@@ -157,41 +159,17 @@ fn build(spec: &Spec) -> (String, String) {
             }
             Lint::Zero if !text.is_empty() => text[0] = b'0',
             Lint::YyMmD0 | Lint::YyMmDd | Lint::YyMmDdHh => {
-                digits(
-                    &mut text,
-                    2,
-                    1 + u32::from(text.get(2).copied().unwrap_or(0)) % 12,
-                );
-                digits(
-                    &mut text,
-                    4,
-                    1 + u32::from(text.get(4).copied().unwrap_or(0)) % 28,
-                );
-                digits(
-                    &mut text,
-                    6,
-                    u32::from(text.get(6).copied().unwrap_or(0)) % 24,
-                );
+                digits(&mut text, 2, 1, 12);
+                digits(&mut text, 4, 1, 28);
+                digits(&mut text, 6, 0, 24);
             }
             Lint::HhMm => {
-                digits(
-                    &mut text,
-                    0,
-                    u32::from(text.first().copied().unwrap_or(0)) % 24,
-                );
-                digits(
-                    &mut text,
-                    2,
-                    u32::from(text.get(2).copied().unwrap_or(0)) % 60,
-                );
+                digits(&mut text, 0, 0, 24);
+                digits(&mut text, 2, 0, 60);
             }
             Lint::PieceOfTotal => {
-                digits(&mut text, 0, 1);
-                digits(
-                    &mut text,
-                    2,
-                    1 + u32::from(text.get(2).copied().unwrap_or(0)) % 99,
-                );
+                digits(&mut text, 0, 1, 1);
+                digits(&mut text, 2, 1, 99);
             }
             _ => {}
         }
