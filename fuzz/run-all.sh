@@ -8,6 +8,7 @@ SECONDS_EACH=${1:-600}
 TARGETS=${TARGETS:-"framing gs1 config modbus_codec hid_decoder"}
 mkdir -p logs
 for t in $TARGETS; do
+    mkdir -p "corpus/$t"   # libFuzzer refuses a corpus folder that does not exist
     dict=""
     [ -f "dict/$t.dict" ] && dict="-dict=dict/$t.dict"
     cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$SECONDS_EACH" \

@@ -40,9 +40,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = err.to_string();
     match text.parse::<toml::Table>() {
         Err(_) => {
+            // One problem with its line; it names the key when the error is inside a value
+            // (the document parses, the value does not), else none.
             assert_eq!(err.problems.len(), 1, "{:?}", err.problems);
             let p = &err.problems[0];
-            assert!(p.path.is_empty(), "syntax error with a path: {p:?}");
             assert!(p.line.is_some(), "syntax error without a line: {p:?}");
         }
         Ok(table) => {

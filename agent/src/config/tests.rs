@@ -131,6 +131,17 @@ fn a_syntax_error_names_its_line() {
 }
 
 #[test]
+fn a_malformed_value_names_its_key_and_line() {
+    // Found by the config fuzz target: a control character inside a number. The document
+    // parses, the value does not; the one problem names the key and its line.
+    let text = GOOD.replace("[store]", "[store]\nmax_events = 1_000_0\u{1d}0");
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].0, "store.max_events");
+    assert_eq!(p[0].1, Some(8));
+}
+
+#[test]
 fn the_password_is_read_from_its_file_and_never_rendered() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
