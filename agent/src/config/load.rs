@@ -146,18 +146,35 @@ pub fn load_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     }
 }
 
+/// The key path of a deserialization error, as a user writes it: `store.max_events`,
+/// `sources[0].port`; empty for the file as a whole. An empty key is shown as `""`, as TOML
+/// quotes it, so that it is not taken for the file as a whole; a part serde could not name
+/// ends the path there.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(if key.is_empty() { "\"\"" } else { key });
+            }
+            Segment::Unknown => break,
+        }
+    }
+    out
+}
+
 fn parse(text: &str, file: &Path, problems: &mut Problems<'_>) -> Option<Config> {
     let raw: RawFile = match toml::Deserializer::parse(text) {
         Ok(de) => match serde_path_to_error::deserialize(de) {
             Ok(raw) => raw,
             Err(e) => {
-                let path = e.path().to_string();
+                let path = key_path(e.path());
                 let inner = e.into_inner();
-                let path = if path == "?" || path == "." {
-                    String::new()
-                } else {
-                    path
-                };
                 let start = inner.span().map(|s| s.start);
                 problems.at_offset(path, start, inner.message().to_string());
                 return None;

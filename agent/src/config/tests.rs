@@ -142,6 +142,16 @@ fn a_malformed_value_names_its_key_and_line() {
 }
 
 #[test]
+fn an_empty_key_is_named_as_toml_quotes_it() {
+    // Found by the config fuzz target: `''=''` was reported as a problem of the whole file.
+    let p = problems(&format!("''=''\n{GOOD}"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!((p[0].0.as_str(), p[0].1), ("\"\"", Some(1)), "{p:?}");
+    let p = problems(&GOOD.replace("[store]", "[store]\n\"\" = 1"));
+    assert_eq!(p[0].0, "store.\"\"", "{p:?}");
+}
+
+#[test]
 fn the_password_is_read_from_its_file_and_never_rendered() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
