@@ -194,6 +194,21 @@ impl Subscriber {
             .collect()
     }
 
+    /// Waits until the agent's retained status says online; fails the test with the agent's
+    /// log after `timeout`.
+    pub fn wait_online(&self, agent: &crate::Agent, timeout: Duration) {
+        crate::wait_until(
+            "the agent online",
+            timeout,
+            || {
+                self.status_messages()
+                    .iter()
+                    .any(|s| s["state"] == "online")
+            },
+            || agent.log_tail(20),
+        );
+    }
+
     /// How many connections the subscriber has made so far.
     pub fn connections(&self) -> u32 {
         self.shared.connections.load(Ordering::SeqCst)

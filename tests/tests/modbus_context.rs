@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use tracegate_tests::mqtt::publish_v4;
 use tracegate_tests::plc::{HANDSHAKE, Plc, PlcServer, string_registers};
-use tracegate_tests::{
-    ALL_TOPICS, Agent, Mosquitto, PREFIX, Subscriber, agent_config, bounded, wait_until,
-};
+use tracegate_tests::{ALL_TOPICS, Agent, Mosquitto, PREFIX, Subscriber, agent_config, bounded};
 
 /// Holding register offsets the agent writes the context into.
 const WO_AT: u16 = 99; // 40100
@@ -42,12 +40,7 @@ fn mes_context_is_written_to_plc_tags_and_follows_every_change() {
             agent_config(&broker.url(), "", &source)
         );
         let mut agent = Agent::start(&config);
-        wait_until(
-            "the agent online",
-            Duration::from_secs(10),
-            || sub.status_messages().iter().any(|s| s["state"] == "online"),
-            || agent.log_tail(20),
-        );
+        sub.wait_online(&agent, Duration::from_secs(10));
         let topic = format!("{PREFIX}/cmd/context");
         publish_v4(
             broker.port(),

@@ -40,12 +40,7 @@ fn mqtt_3_1_1_events_arrive_complete_and_in_order_and_commands_get_their_reply()
             "the agent spoke MQTT 3.1.1 only:\n{}",
             agent.log_tail(20)
         );
-        wait_until(
-            "the agent online",
-            LONG,
-            || sub.status_messages().iter().any(|s| s["state"] == "online"),
-            || agent.log_tail(20),
-        );
+        sub.wait_online(&agent, LONG);
 
         // A 3.1.1 client has no response topic: reply_to and correlation_id ride in the body.
         publish_v4(

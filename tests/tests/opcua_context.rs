@@ -9,7 +9,6 @@ use tracegate_tests::mqtt::publish_v4;
 use tracegate_tests::opcua::{HMI_NODES, NS, OpcuaPlc, Options};
 use tracegate_tests::{
     ALL_TOPICS, Agent, CONFIG_FILE, Mosquitto, PREFIX, Subscriber, agent_config, bounded, check,
-    wait_until,
 };
 
 const LONG: Duration = Duration::from_secs(15);
@@ -66,12 +65,7 @@ fn mes_context_is_written_to_opcua_nodes_and_follows_every_change() {
             r#"["work_order", "batch"]"#,
         );
         let agent = Agent::start(&config);
-        wait_until(
-            "the agent online",
-            LONG,
-            || sub.status_messages().iter().any(|s| s["state"] == "online"),
-            || agent.log_tail(20),
-        );
+        sub.wait_online(&agent, LONG);
         let topic = format!("{PREFIX}/cmd/context");
         publish_v4(
             broker.port(),
