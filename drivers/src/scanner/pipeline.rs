@@ -285,18 +285,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     // Replies of one group commit leave in one write: verdicts that are already known when
     // one arrives are answered with it, in order.
     let mut out: Vec<u8> = Vec::new();
+    let answer = |out: &mut Vec<u8>, verdict: &Verdict| {
+        out.extend_from_slice(reply_for(verdict, dialogue).unwrap_or_default().as_bytes());
+    };
     loop {
         tokio::select! {
             verdict = async { pending.as_mut().expect("guarded by the branch condition").await },
                 if pending.is_some() =>
             {
                 pending = None;
-                out.extend_from_slice(reply_for(&verdict, dialogue).unwrap_or_default().as_bytes());
+                answer(&mut out, &verdict);
                 while let Ok(ticket) = tickets.try_recv() {
                     match ticket.ready() {
-                        Ok(verdict) => out.extend_from_slice(
-                            reply_for(&verdict, dialogue).unwrap_or_default().as_bytes(),
-                        ),
+                        Ok(verdict) => answer(&mut out, &verdict),
                         Err(ticket) => {
                             pending = Some(Box::pin(ticket.verdict()));
                             break;
