@@ -46,6 +46,11 @@
 //! - **Group commit**: appends and deletes that arrive within `commit_window` (or until
 //!   `commit_batch` appends) share one transaction and one fsync. Nothing is written while
 //!   nothing happens.
+//! - **Checkpoints** (copying the WAL back into the database file so the WAL can start over)
+//!   run on a thread of their own with its own connection ([`checkpoint`]), not inside the
+//!   commit that takes the WAL past 1,000 pages: that commit, and the scans waiting behind
+//!   it, would wait for the copy and a second fsync. A checkpoint never removes a committed
+//!   transaction: what it has not copied stays in the WAL.
 //! - **Full**: under `block` the writer stops taking appends (drivers' `submit` waits, devices
 //!   are not acknowledged) until deletes make room; under `drop_oldest` the oldest rows go.
 //!
@@ -55,6 +60,7 @@
 //! connection, so that its reads never wait behind the writer's commits (WAL lets a reader go
 //! on while a transaction commits).
 
+mod checkpoint;
 mod commit;
 pub mod confirm;
 pub mod recover;

@@ -673,3 +673,78 @@ async fn a_backlog_read_beside_the_writer_skips_what_was_just_delivered() {
     drop(queue);
     writer.join().unwrap();
 }
+
+/// Commits `commits` single events of ~700 bytes with `pause` between them; returns the
+/// largest size the WAL file reached and the database file's size at the end.
+fn commit_and_watch_files(
+    s: &mut Store,
+    path: &std::path::Path,
+    commits: usize,
+    pause: Duration,
+) -> (u64, u64) {
+    let wal = path.with_extension("db-wal");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let mut wal_max = 0;
+    for i in 0..commits {
+        s.commit(&mut [event(&format!("{i:0>700}"))], &[], NOW)
+            .unwrap();
+        wal_max = wal_max.max(size(&wal));
+        std::thread::sleep(pause);
+    }
+    (wal_max, size(path))
+}
+
+/// One WAL frame: a 4 KiB page and its 24-byte header.
+const FRAME: u64 = 4096 + 24;
+
+#[test]
+fn the_checkpointer_thread_copies_the_wal_back_while_commits_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let mut s = Store::open(&path, limits(10_000, Overflow::Block)).unwrap();
+    // Never inline: only the thread can checkpoint (SQLite's own hook is replaced).
+    let at = super::checkpoint::Thresholds {
+        background: 16,
+        inline: i32::MAX,
+    };
+    let thread = super::checkpoint::start(&mut s, at).unwrap();
+    let (wal_max, db_size) = commit_and_watch_files(&mut s, &path, 600, Duration::from_millis(2));
+    // 600 commits of a 700-byte row: at least one frame each, 150 pages of rows. Copied back,
+    // and the WAL started over instead of holding all of it.
+    assert!(
+        db_size >= 100 * 4096,
+        "database file {db_size} B: nothing copied back"
+    );
+    assert!(
+        wal_max < 300 * FRAME,
+        "the WAL grew to {wal_max} B, {} frames",
+        wal_max / FRAME
+    );
+    drop(s);
+    thread.join().unwrap();
+}
+
+#[test]
+fn commits_that_outrun_the_checkpointer_checkpoint_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let mut s = Store::open(&path, limits(10_000, Overflow::Block)).unwrap();
+    // The thread never hears of it: the writer's inline checkpoint alone bounds the WAL.
+    let at = super::checkpoint::Thresholds {
+        background: i32::MAX,
+        inline: 32,
+    };
+    let thread = super::checkpoint::start(&mut s, at).unwrap();
+    let (wal_max, db_size) = commit_and_watch_files(&mut s, &path, 600, Duration::ZERO);
+    assert!(
+        db_size >= 100 * 4096,
+        "database file {db_size} B: nothing copied back"
+    );
+    assert!(
+        wal_max <= 40 * FRAME,
+        "the WAL grew to {wal_max} B, {} frames",
+        wal_max / FRAME
+    );
+    drop(s);
+    thread.join().unwrap();
+}

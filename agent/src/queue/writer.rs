@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use tracegate_drivers::Verdict;
 
+use super::checkpoint::Thresholds;
 use super::commit::NewEvent;
 use super::confirm::{Confirmation, Confirmed};
 use super::store::{Row, ScanFilter, Stats, Store};
@@ -223,7 +224,7 @@ pub(super) const DELIVERIES_AT_MOST: usize = 4096;
 /// Starts the writer thread for an open store. The thread ends when every [`Queue`] handle is
 /// dropped, after committing what it holds.
 pub fn spawn(
-    store: Store,
+    mut store: Store,
     window: Duration,
     batch: usize,
     metrics: Arc<Metrics>,
@@ -241,6 +242,10 @@ pub fn spawn(
     let reader = Arc::new(Mutex::new(
         store.reader().expect("a reader of the queue just opened"),
     ));
+    // Without its thread, SQLite's automatic checkpoints (inside the commits) stay on.
+    let checkpointer = super::checkpoint::start(&mut store, Thresholds::default())
+        .inspect_err(|e| tracing::warn!(error = %e, "queue: checkpoints stay in the commits"))
+        .ok();
     let writer = Writer {
         tail: tail.clone(),
         metrics,
@@ -268,6 +273,10 @@ pub fn spawn(
                 .build()
                 .expect("queue writer runtime");
             rt.block_on(writer.run());
+            // The store is closed: the checkpointer has no more signals to wait for.
+            if let Some(c) = checkpointer {
+                let _ = c.join();
+            }
         })
         .expect("spawn queue writer thread");
     let queue = Queue {

@@ -1,0 +1,118 @@
+//! Checkpoints off the commit path.
+//!
+//! In WAL mode every commit appends to the `-wal` file, and a checkpoint copies those pages
+//! back into the database file (and fsyncs it) so the WAL can start over. SQLite runs it by
+//! default inside the commit that takes the WAL past 1,000 pages, and that commit — with the
+//! scans behind it — waits for the copy and the second fsync. Here the writer's connection only
+//! *signals* past that size, and a thread with its own connection checkpoints while the writer
+//! goes on committing (WAL lets a checkpoint and a writer run at once).
+//!
+//! A checkpoint concurrent with commits cannot always finish: frames appended while it copies
+//! are left for the next one, and the WAL starts over only once a checkpoint has copied all
+//! of it. The writer signals again after every commit past the size, so the thread catches up
+//! between commits at ordinary rates. Should the WAL still grow to [`Thresholds::inline`]
+//! pages (commits back to back, flat out), the writer checkpoints itself, between two commits,
+//! as SQLite would have.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, MAIN_DB, OpenFlags, wal::CheckpointMode};
+
+use super::store::{Store, StoreError};
+
+/// WAL sizes, in pages, that start a checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Thresholds {
+    /// The checkpointer thread is signalled after each commit that leaves at least this many
+    /// pages in the WAL. 1,000 (4 MiB of 4 KiB pages): SQLite's own default.
+    pub background: i32,
+    /// The writer checkpoints itself after a commit that leaves at least this many.
+    pub inline: i32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            background: 1_000,
+            inline: 16_000,
+        }
+    }
+}
+
+/// Starts the checkpointer thread for the writer's store and hands the store's automatic
+/// checkpoints over to it. The thread ends once the store (its WAL hook) is dropped.
+pub(super) fn start(store: &mut Store, at: Thresholds) -> Result<JoinHandle<()>, StoreError> {
+    let path = PathBuf::from(store.conn.path().unwrap_or_default());
+    let open_err = |source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open_err)?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(open_err)?;
+    // FULL: the checkpoint fsyncs the WAL before copying and the database file after.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(open_err)?;
+    // It reads frames from the WAL and writes pages; it has no use for a page cache.
+    conn.pragma_update(None, "cache_size", -64)
+        .map_err(open_err)?;
+    let (signal, signals) = sync_channel(1);
+    let thread = std::thread::Builder::new()
+        .name("queue-checkpoint".into())
+        .spawn(move || run(conn, signals))
+        .expect("spawn queue checkpoint thread");
+    // Replaces SQLite's automatic checkpoint, which is a WAL hook too.
+    store
+        .conn
+        .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {
+            if pages >= at.inline {
+                // An error here would report the commit, which did happen, as failed: the
+                // checkpoint is retried after the next commit instead.
+                if let Err(e) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+                    tracing::warn!(error = %e, pages, "queue: checkpoint failed");
+                }
+            } else if pages >= at.background {
+                notify(&signal);
+            }
+            Ok(())
+        }))?;
+    Ok(thread)
+}
+
+/// Wakes the checkpointer; a signal already waiting covers this one.
+fn notify(signal: &SyncSender<()>) {
+    match signal.try_send(()) {
+        Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+    }
+}
+
+/// Checkpoints once per signal, until the writer's store is gone.
+fn run(conn: Connection, signals: Receiver<()>) {
+    let mut failing = false;
+    for () in signals {
+        match conn.wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE) {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("queue: checkpoints succeed again");
+            }
+            Ok(_) => {}
+            // The writer is checkpointing itself (inline): nothing to do this time.
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+            Err(e) => {
+                // The WAL keeps everything committed; the writer checkpoints itself once the
+                // WAL reaches its inline size.
+                if !failing {
+                    tracing::warn!(error = %e, "queue: background checkpoint failed");
+                }
+                failing = true;
+            }
+        }
+    }
+}
