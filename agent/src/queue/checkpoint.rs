@@ -27,7 +27,8 @@ use super::store::{Store, StoreError};
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Thresholds {
     /// The checkpointer thread is signalled after each commit that leaves at least this many
-    /// pages in the WAL. 1,000 (4 MiB of 4 KiB pages): SQLite's own default.
+    /// pages in the WAL. 2,000: 4 MiB of the queue's 2 KiB pages, the size at which SQLite
+    /// checkpoints by default (1,000 of its default 4 KiB pages).
     pub background: i32,
     /// The writer checkpoints itself after a commit that leaves at least this many.
     pub inline: i32,
@@ -36,8 +37,8 @@ pub(super) struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            background: 1_000,
-            inline: 16_000,
+            background: 2_000,
+            inline: 32_000,
         }
     }
 }

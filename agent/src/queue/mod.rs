@@ -3,7 +3,8 @@
 //!
 //! # On disk
 //!
-//! One SQLite database (rusqlite, bundled), `journal_mode=WAL`, `synchronous=FULL`:
+//! One SQLite database (rusqlite, bundled), `journal_mode=WAL`, `synchronous=FULL`, pages of
+//! 2 KiB for a new queue ([`store`]`::PAGE_SIZE`: less written per commit):
 //!
 //! - `events(seq INTEGER PRIMARY KEY, id, source, topic, captured_ms, bytes, payload, state,
 //!   published_ms, first_published_ms)` — one row per event not yet delivered (`state` 0), plus the delivered ones
@@ -48,7 +49,7 @@
 //!   nothing happens.
 //! - **Checkpoints** (copying the WAL back into the database file so the WAL can start over)
 //!   run on a thread of their own with its own connection ([`checkpoint`]), not inside the
-//!   commit that takes the WAL past 1,000 pages: that commit, and the scans waiting behind
+//!   commit that takes the WAL past 4 MiB: that commit, and the scans waiting behind
 //!   it, would wait for the copy and a second fsync. A checkpoint never removes a committed
 //!   transaction: what it has not copied stays in the WAL.
 //! - **Full**: under `block` the writer stops taking appends (drivers' `submit` waits, devices

@@ -13,6 +13,15 @@ use crate::context::ContextState;
 /// Schema version in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
 
+/// The page size of a new queue database, in bytes. Every page a commit changes is written
+/// whole to the WAL (and again by the checkpoint), and a commit at ordinary rates changes a
+/// few pages for a few events: the table's newest leaves, a leaf of each partial index, the
+/// pages of the rows marked delivered. Halving SQLite's default of 4,096 halves what each of
+/// those costs, while a ~1 KiB event still fits a page: at 1,000 events/s, 8.8 → 6.0 KB
+/// written per event, at 100/s 23.2 → 16.9 KB, with the same latency, throughput and drain
+/// (docs/performance.md). A bulk fill writes ~18 % more per event (more page headers).
+pub(super) const PAGE_SIZE: i64 = 2048;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq          INTEGER PRIMARY KEY, -- gap-free per agent, assigned at commit
@@ -188,6 +197,10 @@ impl Store {
         };
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        // Takes effect only while the file is still empty, that is for a new queue; an
+        // existing one keeps the page size it was created with.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
             .map_err(open_err)?;
         // WAL + FULL: a commit returns only after the WAL is fsync'd.
         conn.pragma_update(None, "journal_mode", "WAL")
