@@ -142,12 +142,7 @@ impl Processor {
             context_rev: ctx.revision,
         };
         let topic = format!("{}/{}", self.topic_base, c.kind.topic_level());
-        Some(NewEvent {
-            event,
-            topic,
-            handover,
-            captured: reading.captured_at,
-        })
+        Some(NewEvent::new(event, topic, handover, reading.captured_at))
     }
 
     /// Takes the source's submissions until its driver stops, sending events to the queue.
