@@ -142,7 +142,12 @@ impl Processor {
             context_rev: ctx.revision,
         };
         let topic = format!("{}/{}", self.topic_base, c.kind.topic_level());
-        Some(NewEvent::new(event, topic, handover, reading.captured_at))
+        Some(NewEvent {
+            event,
+            topic,
+            handover,
+            captured: reading.captured_at,
+        })
     }
 
     /// Takes the source's submissions until its driver stops, sending events to the queue.

@@ -12,79 +12,12 @@ use crate::event::{Event, Kind};
 /// An event waiting to be committed, with its topic.
 #[derive(Debug)]
 pub struct NewEvent {
-    /// Read-only once made: its JSON is rendered from it in [`NewEvent::new`].
-    pub(super) event: Event,
+    pub event: Event,
     pub topic: String,
     /// The device's handover id ([`tracegate_drivers::Reading::handover`]).
     pub handover: Option<String>,
     /// When the driver captured it (for the scan → commit latency; not stored).
     pub captured: std::time::SystemTime,
-    /// Its JSON, rendered where it was made; `None` if that failed (the commit says why).
-    rendered: Option<Rendered>,
-}
-
-impl NewEvent {
-    /// An event (its `seq` still 0) and where it goes. Renders its JSON now, on the caller's
-    /// thread: the writer thread, which every event passes in turn, then only writes the seq
-    /// into it (serialising took a quarter of that thread's time at full load).
-    pub fn new(
-        event: Event,
-        topic: String,
-        handover: Option<String>,
-        captured: std::time::SystemTime,
-    ) -> NewEvent {
-        let rendered = Rendered::of(&event);
-        NewEvent {
-            event,
-            topic,
-            handover,
-            captured,
-            rendered,
-        }
-    }
-
-    /// The exact JSON published, with `seq`.
-    fn payload(&mut self, seq: u64) -> serde_json::Result<Vec<u8>> {
-        self.event.seq = seq;
-        match &self.rendered {
-            Some(r) => Ok(r.with_seq(seq)),
-            None => serde_json::to_vec(&self.event),
-        }
-    }
-}
-
-/// An event's JSON rendered with seq 0, and where that 0 is.
-#[derive(Debug)]
-struct Rendered {
-    json: Vec<u8>,
-    seq_at: usize,
-}
-
-impl Rendered {
-    /// `None` for an event that cannot be serialised, or whose seq is not 0 yet.
-    fn of(event: &Event) -> Option<Rendered> {
-        if event.seq != 0 {
-            return None;
-        }
-        let json = serde_json::to_vec(event).ok()?;
-        // `seq` follows `schema` (a constant) and `id` (a UUID): its first occurrence is the
-        // field's. Anything later that looks alike (an attribute named seq) comes after it.
-        const FIELD: &[u8] = b"\"seq\":0,";
-        let at = json.windows(FIELD.len()).position(|w| w == FIELD)?;
-        Some(Rendered {
-            seq_at: at + FIELD.len() - 2,
-            json,
-        })
-    }
-
-    fn with_seq(&self, seq: u64) -> Vec<u8> {
-        use std::io::Write;
-        let mut out = Vec::with_capacity(self.json.len() + 19);
-        out.extend_from_slice(&self.json[..self.seq_at]);
-        let _ = write!(out, "{seq}");
-        out.extend_from_slice(&self.json[self.seq_at + 1..]);
-        out
-    }
 }
 
 /// One event a commit took.
@@ -161,7 +94,8 @@ impl Store {
                         continue;
                     }
                 }
-                let payload = new.payload(t.next_seq)?;
+                new.event.seq = t.next_seq;
+                let payload = serde_json::to_vec(&new.event)?;
                 let len = payload.len() as u64;
                 if !make_room(&tx, &limits, &mut t, len, &mut out.dropped)? {
                     break;
