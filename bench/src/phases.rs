@@ -373,6 +373,15 @@ impl Bench<'_> {
             json!(kib_to_mib(s1.rss_kib)),
             &mb(s1.rss_kib),
         );
+        self.r.put(
+            &sec,
+            "rss_anon_mib",
+            json!(kib_to_mib(s1.anon_kib)),
+            &format!(
+                "{} of it anonymous (heap, stacks); the rest are file pages of the binary and the C library",
+                mb(s1.anon_kib)
+            ),
+        );
         let w = s1.write_bytes - s0.write_bytes;
         self.r.put(
             &sec,
@@ -849,6 +858,16 @@ impl Bench<'_> {
             "drain_rss_max_mib",
             json!(kib_to_mib(drain_rss)),
             &format!("RSS max while draining {}", mb(drain_rss)),
+        );
+        self.r.put(
+            &sec,
+            "drain_rss_anon_mib",
+            json!(kib_to_mib(s2.anon_kib)),
+            &format!(
+                "RSS at the end of the drain {}, of it anonymous {}",
+                mb(s2.rss_kib),
+                mb(s2.anon_kib)
+            ),
         );
         let cpu = (s2.cpu_secs - s1.cpu_secs) / n as f64 * 10_000.0;
         self.r.put(

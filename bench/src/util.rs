@@ -85,6 +85,10 @@ pub struct ProcSnap {
     pub rss_kib: u64,
     /// Peak resident set size over the process's life, KiB (VmHWM).
     pub hwm_kib: u64,
+    /// The anonymous part of the resident set, KiB (RssAnon): heap and stacks, the memory that
+    /// is the process's own. The rest are file pages (the binary, the C library), shared with
+    /// other processes mapping them and dropped by the kernel under pressure.
+    pub anon_kib: u64,
     /// User + system CPU time, seconds (utime + stime of /proc/<pid>/stat; all threads,
     /// including ones that have exited).
     pub cpu_secs: f64,
@@ -135,6 +139,7 @@ pub fn proc_snap(pid: u32) -> std::io::Result<ProcSnap> {
         at_ns: now_ns(),
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
+        anon_kib: kib("RssAnon:"),
         cpu_secs: (ticks(14) + ticks(15)) / clk_tck(),
         write_bytes: io_val("write_bytes:"),
     })
