@@ -75,9 +75,13 @@ pub(super) fn start(store: &mut Store, at: Thresholds) -> Result<JoinHandle<()>,
         .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages| {
             if pages >= at.inline {
                 // An error here would report the commit, which did happen, as failed: the
-                // checkpoint is retried after the next commit instead.
-                if let Err(e) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-                    tracing::warn!(error = %e, pages, "queue: checkpoint failed");
+                // checkpoint is retried after the next commit instead. Busy: the thread is
+                // checkpointing right now.
+                match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+                    Err(e) if !busy(&e) => {
+                        tracing::warn!(error = %e, pages, "queue: checkpoint failed");
+                    }
+                    _ => {}
                 }
             } else if pages >= at.background {
                 notify(&signal);
@@ -85,6 +89,11 @@ pub(super) fn start(store: &mut Store, at: Thresholds) -> Result<JoinHandle<()>,
             Ok(())
         }))?;
     Ok(thread)
+}
+
+/// Another checkpoint holds the lock.
+fn busy(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
 /// Wakes the checkpointer; a signal already waiting covers this one.
@@ -105,7 +114,7 @@ fn run(conn: Connection, signals: Receiver<()>) {
             }
             Ok(_) => {}
             // The writer is checkpointing itself (inline): nothing to do this time.
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+            Err(e) if busy(&e) => {}
             Err(e) => {
                 // The WAL keeps everything committed; the writer checkpoints itself once the
                 // WAL reaches its inline size.
