@@ -14,10 +14,8 @@
 //! pages (commits back to back, flat out), the writer checkpoints itself, between two commits,
 //! as SQLite would have.
 
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use rusqlite::{Connection, MAIN_DB, OpenFlags, wal::CheckpointMode};
 
@@ -46,24 +44,10 @@ impl Default for Thresholds {
 /// Starts the checkpointer thread for the writer's store and hands the store's automatic
 /// checkpoints over to it. The thread ends once the store (its WAL hook) is dropped.
 pub(super) fn start(store: &mut Store, at: Thresholds) -> Result<JoinHandle<()>, StoreError> {
-    let path = PathBuf::from(store.conn.path().unwrap_or_default());
-    let open_err = |source| StoreError::Open {
-        path: path.display().to_string(),
-        source,
-    };
-    let conn = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(open_err)?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(open_err)?;
-    // FULL: the checkpoint fsyncs the WAL before copying and the database file after.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(open_err)?;
     // It reads frames from the WAL and writes pages; it has no use for a page cache.
-    conn.pragma_update(None, "cache_size", -64)
-        .map_err(open_err)?;
+    let conn = store.another_connection(OpenFlags::SQLITE_OPEN_READ_WRITE, 64)?;
+    // FULL: the checkpoint fsyncs the WAL before copying and the database file after.
+    conn.pragma_update(None, "synchronous", "FULL")?;
     let (signal, signals) = sync_channel(1);
     let thread = std::thread::Builder::new()
         .name("queue-checkpoint".into())
@@ -96,11 +80,10 @@ fn busy(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
-/// Wakes the checkpointer; a signal already waiting covers this one.
+/// Wakes the checkpointer. Nothing to do when a signal already waits (it covers this one) or
+/// the thread has ended (the inline checkpoint still bounds the WAL).
 fn notify(signal: &SyncSender<()>) {
-    match signal.try_send(()) {
-        Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-    }
+    let _ = signal.try_send(());
 }
 
 /// Checkpoints once per signal, until the writer's store is gone.

@@ -318,16 +318,29 @@ impl Store {
     /// A second, read-only connection to the same file, for reads that must not wait behind
     /// the writer's commits (WAL lets readers go on while a transaction commits).
     pub(super) fn reader(&self) -> Result<Connection, StoreError> {
+        // It reads forward through the backlog once: a small page cache is enough (the
+        // writer's is 1 MiB).
+        self.another_connection(OpenFlags::SQLITE_OPEN_READ_ONLY, 256)
+    }
+
+    /// Another connection to the same file, for use on another thread (`flags` plus
+    /// `NO_MUTEX`), with the writer's busy timeout and a page cache of `cache_kib`.
+    pub(super) fn another_connection(
+        &self,
+        flags: OpenFlags,
+        cache_kib: i64,
+    ) -> Result<Connection, StoreError> {
         let path = self.conn.path().unwrap_or_default().to_owned();
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open { path, source })?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        // It reads forward through the backlog once: a small page cache is enough (SQLite's
-        // default is 2 MiB, which the writer keeps).
-        conn.pragma_update(None, "cache_size", -256)?;
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(&path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "cache_size", -cache_kib)
+            .map_err(open_err)?;
         Ok(conn)
     }
 
