@@ -674,79 +674,65 @@ async fn a_backlog_read_beside_the_writer_skips_what_was_just_delivered() {
     writer.join().unwrap();
 }
 
-/// Commits `commits` single events of ~700 bytes with `pause` between them; returns the
-/// largest size the WAL file reached and the database file's size at the end.
-fn commit_and_watch_files(
-    s: &mut Store,
-    path: &std::path::Path,
-    commits: usize,
-    pause: Duration,
-) -> (u64, u64) {
+/// One WAL frame: a page and its 24-byte header.
+const FRAME: u64 = super::store::PAGE_SIZE as u64 + 24;
+
+/// Starts the checkpointer at `at` for a new queue and commits 600 single events of a
+/// ~900-byte row, `pause` apart. Asserts that they were copied back into the database file
+/// (at least 300 pages of rows) and returns the largest size the WAL file reached.
+fn wal_max_with_checkpoints(at: super::checkpoint::Thresholds, pause: Duration) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
     let wal = path.with_extension("db-wal");
     let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let mut s = Store::open(&path, limits(10_000, Overflow::Block)).unwrap();
+    let thread = super::checkpoint::start(&mut s, at).unwrap();
     let mut wal_max = 0;
-    for i in 0..commits {
+    for i in 0..600 {
         s.commit(&mut [event(&format!("{i:0>700}"))], &[], NOW)
             .unwrap();
         wal_max = wal_max.max(size(&wal));
         std::thread::sleep(pause);
     }
-    (wal_max, size(path))
-}
-
-/// One WAL frame: a page and its 24-byte header.
-const FRAME: u64 = super::store::PAGE_SIZE as u64 + 24;
-
-#[test]
-fn the_checkpointer_thread_copies_the_wal_back_while_commits_go_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let mut s = Store::open(&path, limits(10_000, Overflow::Block)).unwrap();
-    // Never inline: only the thread can checkpoint (SQLite's own hook is replaced).
-    let at = super::checkpoint::Thresholds {
-        background: 16,
-        inline: i32::MAX,
-    };
-    let thread = super::checkpoint::start(&mut s, at).unwrap();
-    let (wal_max, db_size) = commit_and_watch_files(&mut s, &path, 600, Duration::from_millis(2));
-    // 600 commits of a ~900-byte row: at least one frame each, 300 pages of rows. Copied
-    // back, and the WAL started over instead of holding all of it.
+    let db_size = size(&path);
     assert!(
         db_size >= 200 * FRAME,
         "database file {db_size} B: nothing copied back"
     );
+    drop(s);
+    thread.join().unwrap();
+    wal_max
+}
+
+#[test]
+fn the_checkpointer_thread_copies_the_wal_back_while_commits_go_on() {
+    // Never inline: only the thread can checkpoint (SQLite's own hook is replaced). The WAL
+    // started over instead of holding all 600 commits.
+    let at = super::checkpoint::Thresholds {
+        background: 16,
+        inline: i32::MAX,
+    };
+    let wal_max = wal_max_with_checkpoints(at, Duration::from_millis(2));
     assert!(
         wal_max < 300 * FRAME,
         "the WAL grew to {wal_max} B, {} frames",
         wal_max / FRAME
     );
-    drop(s);
-    thread.join().unwrap();
 }
 
 #[test]
 fn commits_that_outrun_the_checkpointer_checkpoint_themselves() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let mut s = Store::open(&path, limits(10_000, Overflow::Block)).unwrap();
     // The thread never hears of it: the writer's inline checkpoint alone bounds the WAL.
     let at = super::checkpoint::Thresholds {
         background: i32::MAX,
         inline: 32,
     };
-    let thread = super::checkpoint::start(&mut s, at).unwrap();
-    let (wal_max, db_size) = commit_and_watch_files(&mut s, &path, 600, Duration::ZERO);
-    assert!(
-        db_size >= 200 * FRAME,
-        "database file {db_size} B: nothing copied back"
-    );
+    let wal_max = wal_max_with_checkpoints(at, Duration::ZERO);
     assert!(
         wal_max <= 40 * FRAME,
         "the WAL grew to {wal_max} B, {} frames",
         wal_max / FRAME
     );
-    drop(s);
-    thread.join().unwrap();
 }
 
 /// Pages written to the WAL per commit in the steady state of a line: each commit appends
