@@ -16,12 +16,13 @@
 //!   the command (`tracegate opcua trust`), which then makes the agent connect.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
 use tracegate_tests::opcua::{NS, OpcuaPlc, Options, PASSWORD, USER};
+use tracegate_tests::process::tracegate_bin;
 use tracegate_tests::{
     ALL_TOPICS, Agent, Mosquitto, Subscriber, agent_config, bounded, wait_all_delivered,
 };
@@ -70,20 +71,27 @@ fn hand_over(plc: &OpcuaPlc, agent: &Agent, n: u32) {
     );
 }
 
-/// The seqs under which the queue file holds `code`, as a reader sees it: only what commits
-/// made durable is there.
-fn committed_seqs(queue: &Path, code: &str) -> Result<Vec<i64>, rusqlite::Error> {
-    let conn = Connection::open_with_flags(
-        queue,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    let mut select = conn.prepare(
-        "SELECT seq FROM events WHERE json_extract(CAST(payload AS TEXT), '$.code.text') = ?1 \
-         ORDER BY seq",
-    )?;
-    select
-        .query_map([code], |r| r.get(0))?
-        .collect::<Result<Vec<i64>, _>>()
+/// The seqs under which the queue file holds `code`, as a reader sees it (`tracegate queue
+/// export`, which reads the file beside the running agent): only what commits made durable
+/// is there.
+fn committed_seqs(config: &Path, code: &str) -> Result<Vec<u64>, String> {
+    let out = Command::new(tracegate_bin())
+        .args(["queue", "export", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut seqs = Vec::new();
+    for line in out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        if v["event"]["code"]["text"] == code {
+            seqs.push(v["seq"].as_u64().ok_or("an exported line without seq")?);
+        }
+    }
+    Ok(seqs)
 }
 
 /// What the server saw of the agent's queue file at each ack write.
@@ -96,12 +104,12 @@ struct AckAudit {
 }
 
 /// Has the server check, at every ack write (the agent waits for the answer meanwhile), that
-/// the acknowledged code is in the queue file `queue` exactly once.
-fn audit_acks(plc: &OpcuaPlc, queue: PathBuf) -> Arc<Mutex<AckAudit>> {
+/// the acknowledged code is in the queue file of the agent configured by `config` exactly once.
+fn audit_acks(plc: &OpcuaPlc, config: PathBuf) -> Arc<Mutex<AckAudit>> {
     let audit = Arc::new(Mutex::new(AckAudit::default()));
     let seen = audit.clone();
     plc.on_each_ack(move |n| {
-        let found = committed_seqs(&queue, &code(n));
+        let found = committed_seqs(&config, &code(n));
         let mut audit = seen.lock().unwrap();
         audit.checked.push(n);
         match found {
@@ -112,7 +120,7 @@ fn audit_acks(plc: &OpcuaPlc, queue: PathBuf) -> Arc<Mutex<AckAudit>> {
             )),
             Err(e) => audit
                 .violations
-                .push(format!("ack {n}: cannot read {}: {e}", queue.display())),
+                .push(format!("ack {n}: cannot read the queue: {e}")),
         }
     });
     audit
@@ -129,7 +137,7 @@ fn codes_arrive_once_with_context_and_each_is_acked_after_its_commit() {
         let sub = Subscriber::connect(broker.port(), ALL_TOPICS);
         let plc = OpcuaPlc::start(Options::default());
         let agent = Agent::start(&agent_config(&broker.url(), "", &source(&plc, "")));
-        let audit = audit_acks(&plc, agent.dir().join("queue.db"));
+        let audit = audit_acks(&plc, agent.config_path().to_owned());
         const N: u32 = 200;
         let mut latencies = Vec::new();
         for n in 1..=N {
@@ -178,7 +186,7 @@ fn kills_at_any_point_of_the_handovers_lose_nothing_and_ack_nothing_early() {
         let text = agent_config(&broker.url(), "", &source(&plc, ""))
             .replace("commit_window = \"5ms\"", "commit_window = \"100ms\"");
         let mut agent = Agent::start(&text);
-        let audit = audit_acks(&plc, agent.dir().join("queue.db"));
+        let audit = audit_acks(&plc, agent.config_path().to_owned());
         // The events a (dead) agent's queue file has ever committed.
         let committed_by = |agent: &Agent| agent.queue_stats().next_seq - 1;
 

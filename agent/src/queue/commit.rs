@@ -1,10 +1,12 @@
 //! The committing transaction: deliveries, retention pruning, overflow and appends, all in
 //! one fsync.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use super::pack::{self, Current, Packing};
 use super::store::{Limits, QUEUED, Row, ScanFilter, Store, StoreError, Totals};
 use crate::config::Overflow;
 use crate::event::{Event, Kind};
@@ -69,13 +71,15 @@ impl Store {
         let mut t = self.totals;
         let mut out = Committed::default();
         let mut handovers: HashMap<String, (String, u64, bool)> = HashMap::new();
+        // The dictionaries this commit makes or uses; the store's own change after it.
+        let mut dicts = Dicts::default();
         // Rows deleted in this commit: `meta.next_seq` is then written too, since the highest
         // seq may be among them. Otherwise the highest row tells it ([`Store::open`]), and a
         // commit of appends touches no meta page.
         let mut deleted = mark_delivered(&tx, &mut t, delivered, &limits, now_ms)?;
         {
             let mut ins = tx.prepare_cached(
-                "INSERT INTO events (seq, id, source, topic, captured_ms, bytes, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO events (seq, id, source, topic, captured_ms, bytes, payload, dict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut upsert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO handovers (source, key, seq, valid) VALUES (?1, ?2, ?3, ?4)",
@@ -103,6 +107,7 @@ impl Store {
                 let seq = t.next_seq;
                 let e = &new.event;
                 let id = e.id.to_string();
+                let (dict, stored) = dicts.pack(&tx, &self.packer, &new.topic, &payload, seq)?;
                 ins.execute(params![
                     seq,
                     id,
@@ -110,7 +115,8 @@ impl Store {
                     new.topic,
                     e.captured_ms,
                     len,
-                    payload
+                    stored,
+                    dict
                 ])?;
                 out.rows.push(Row {
                     seq,
@@ -138,6 +144,10 @@ impl Store {
         if out.last_seq.is_some() || !delivered.is_empty() {
             deleted += prune_retained(&tx, &limits, &mut t, now_ms)?;
         }
+        let mut retired = self.retired_dicts + dicts.retired;
+        if deleted + out.dropped > 0 && retired > 0 {
+            retired -= delete_unused_dicts(&tx, t.next_seq)?;
+        }
         if deleted + out.dropped > 0 {
             set_meta(&tx, "next_seq", t.next_seq)?;
         }
@@ -148,6 +158,8 @@ impl Store {
         tx.commit()?;
         self.totals = t;
         self.handovers.extend(handovers);
+        self.packer.extend(dicts.current);
+        self.retired_dicts = retired;
         Ok(out)
     }
 
@@ -162,6 +174,76 @@ impl Store {
         self.load_totals()?;
         Ok(n as u64)
     }
+}
+
+/// What a commit changes of the store's dictionaries ([`super::pack`]), applied to the store
+/// only once the commit is durable.
+#[derive(Default)]
+struct Dicts {
+    /// Topic → its dictionary as this commit leaves it.
+    current: HashMap<String, Current>,
+    /// Dictionaries this commit retired.
+    retired: u64,
+}
+
+impl Dicts {
+    /// What to store for `payload` (event `seq` of `topic`): its dictionary and the packed
+    /// bytes, or no dictionary and the payload as it is. Makes the payload the topic's new
+    /// dictionary when [`pack::pack`] says so, retiring the one before it.
+    fn pack<'p>(
+        &mut self,
+        tx: &Transaction<'_>,
+        before: &HashMap<String, Current>,
+        topic: &str,
+        payload: &'p [u8],
+        seq: u64,
+    ) -> rusqlite::Result<(Option<i64>, Cow<'p, [u8]>)> {
+        if !self.current.contains_key(topic)
+            && let Some(c) = before.get(topic)
+        {
+            self.current.insert(topic.to_owned(), c.clone());
+        }
+        let current = self.current.get_mut(topic);
+        match pack::pack(payload, current.as_deref()) {
+            Packing::Packed { dict, bytes } => {
+                if let Some(c) = current {
+                    c.used += 1;
+                }
+                Ok((Some(dict), Cow::Owned(bytes)))
+            }
+            Packing::Raw => Ok((None, Cow::Borrowed(payload))),
+            Packing::NewDict => {
+                if let Some(old) = current {
+                    tx.prepare_cached("UPDATE dicts SET until_seq = ?2 WHERE id = ?1")?
+                        .execute(params![old.id, seq])?;
+                    self.retired += 1;
+                }
+                tx.prepare_cached("INSERT INTO dicts (topic, bytes) VALUES (?1, ?2)")?
+                    .execute(params![topic, payload])?;
+                let id = tx.last_insert_rowid();
+                self.current.insert(
+                    topic.to_owned(),
+                    Current {
+                        id,
+                        bytes: payload.into(),
+                        used: 1,
+                    },
+                );
+                Ok((Some(id), Cow::Owned(pack::pack_against(payload, payload))))
+            }
+        }
+    }
+}
+
+/// Deletes the retired dictionaries no row uses any more (every row left is at or after the
+/// seq they were retired at). Returns how many.
+pub(super) fn delete_unused_dicts(tx: &Transaction<'_>, next_seq: u64) -> rusqlite::Result<u64> {
+    let n = tx
+        .prepare_cached(
+            "DELETE FROM dicts WHERE until_seq <= (SELECT coalesce(min(seq), ?1) FROM events)",
+        )?
+        .execute([next_seq])?;
+    Ok(n as u64)
 }
 
 /// The broker acknowledged `seqs`: they wait for confirmation ([confirm] mode), are retained

@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::commit::{prune_retained, set_meta};
+use super::commit::{delete_unused_dicts, prune_retained, set_meta};
 use super::store::{Store, StoreError};
 
 /// What a consumer confirmed (schema: docs/schema/ack.schema.json).
@@ -130,8 +130,13 @@ impl Store {
             // The highest seq may be gone: keep it in meta ([`Store::open`]).
             set_meta(&tx, "next_seq", t.next_seq)?;
         }
+        let mut retired = self.retired_dicts;
+        if deleted > 0 && retired > 0 {
+            retired -= delete_unused_dicts(&tx, t.next_seq)?;
+        }
         tx.commit()?;
         self.totals = t;
+        self.retired_dicts = retired;
         Ok(out)
     }
 

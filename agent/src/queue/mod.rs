@@ -7,11 +7,14 @@
 //! 2 KiB for a new queue ([`store`]`::PAGE_SIZE`: less written per commit):
 //!
 //! - `events(seq INTEGER PRIMARY KEY, id, source, topic, captured_ms, bytes, payload, state,
-//!   published_ms, first_published_ms)` — one row per event not yet delivered (`state` 0), plus the delivered ones
+//!   published_ms, first_published_ms, dict)` — one row per event not yet delivered (`state` 0), plus the delivered ones
 //!   kept for `queue replay` (`state` 1, bounded by `retain_events`/`retain_bytes`/`retain_age`).
 //!   `payload` is the exact JSON that is published, seq included, so every (re)publication of
-//!   an event is byte-identical. Partial indexes on `seq` per state keep fetching and pruning
-//!   cheap at any backlog.
+//!   an event is byte-identical; it is stored LZ4-packed against the dictionary `dict`
+//!   ([`pack`]: ~700 bytes in ~60–90), `bytes` is its unpacked length. Partial indexes on
+//!   `seq` per state keep fetching and pruning cheap at any backlog.
+//! - `dicts(id, topic, bytes, until_seq)` — per topic, an earlier payload its payloads are
+//!   packed against; a retired one (`until_seq` set) is deleted once no row uses it.
 //! - `meta(key, value)` — `next_seq` (the seq the next event gets; written by every commit
 //!   that deletes rows, so it survives deleting the highest ones; a commit that only appends
 //!   leaves it alone, the highest row tells it then) and `dropped_total` (events deleted undelivered by `drop_oldest`).
@@ -20,7 +23,9 @@
 //!   stopped between commit and acknowledgement, the commit is repeated, not duplicated.
 //! - `context(id = 1, revision, state)` — the line context MES pushed down, as JSON
 //!   ([`crate::context`]); stored before a context command is answered.
-//! - `PRAGMA user_version` — the schema version ([`store`]).
+//! - `PRAGMA user_version` — the schema version ([`store`]); 2 since payloads are packed. A
+//!   queue of version 1 is migrated at open, in one transaction: its rows stay as they were
+//!   (`dict` NULL) and are published as they are.
 //!
 //! # Invariants
 //!
@@ -64,6 +69,7 @@
 mod checkpoint;
 mod commit;
 pub mod confirm;
+mod pack;
 pub mod recover;
 pub mod store;
 mod tail;
@@ -71,8 +77,11 @@ mod writer;
 
 pub use commit::{Accepted, Committed, NewEvent};
 pub use confirm::{Confirmation, Confirmed};
+pub use pack::UnpackError;
 pub use store::{Limits, Row, ScanFilter, ScannedRow, Stats, Store, StoreError};
 pub use writer::{Queue, QueueClosed, spawn};
 
+#[cfg(test)]
+mod pack_tests;
 #[cfg(test)]
 mod tests;

@@ -1,17 +1,21 @@
 //! The SQLite side of the queue: opening, figures and reads. The committing transaction is in
 //! [`super::commit`]. Owned by the writer thread; the CLI opens its own for reads.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use super::pack::{self, DictCache, UnpackError};
 use crate::config::Overflow;
 use crate::context::ContextState;
 
-/// Schema version in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// Schema version in `PRAGMA user_version`. 2: payloads packed ([`super::pack`]); a queue of
+/// version 1 is migrated at open (a column and a table are added; its rows stay as they are).
+const SCHEMA_VERSION: i64 = 2;
 
 /// The page size of a new queue database, in bytes. Every page a commit changes is written
 /// whole to the WAL (and again by the checkpoint), and a commit at ordinary rates changes a
@@ -29,16 +33,24 @@ CREATE TABLE IF NOT EXISTS events (
     source       TEXT    NOT NULL,    -- the source's id
     topic        TEXT    NOT NULL,    -- where the payload is published
     captured_ms  INTEGER NOT NULL,    -- capture time, ms since the epoch
-    bytes        INTEGER NOT NULL,    -- length(payload), kept for the byte limits
-    payload      BLOB    NOT NULL,    -- the exact JSON published, on every attempt
+    bytes        INTEGER NOT NULL,    -- the payload's length (unpacked), for the byte limits
+    payload      BLOB    NOT NULL,    -- the exact JSON published, on every attempt; packed
+                                      -- against dicts(dict) unless dict is NULL
     state        INTEGER NOT NULL DEFAULT 0, -- 0 queued, 1 published (broker acknowledged),
                                       -- 2 confirmed (by the consumer, [confirm] mode)
     published_ms INTEGER,             -- when the broker last acknowledged it
-    first_published_ms INTEGER        -- when the broker first acknowledged it (confirm lag)
+    first_published_ms INTEGER,       -- when the broker first acknowledged it (confirm lag)
+    dict         INTEGER              -- the dictionary the payload is packed against
 );
 CREATE INDEX IF NOT EXISTS events_queued ON events (seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS events_published ON events (seq) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS events_confirmed ON events (seq) WHERE state = 2;
+CREATE TABLE IF NOT EXISTS dicts (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: readers cache by id
+    topic     TEXT    NOT NULL,       -- the topic whose payloads it packs
+    bytes     BLOB    NOT NULL,       -- an earlier payload of that topic
+    until_seq INTEGER                 -- retired: no row from this seq on uses it (NULL: in use)
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -79,6 +91,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot serialize event: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("queued event seq {seq}: its stored payload cannot be unpacked: {source}")]
+    Unpack { seq: u64, source: UnpackError },
 }
 
 /// Size limits of the queue and of the retention of delivered events.
@@ -165,6 +179,12 @@ pub struct Store {
     pub(super) totals: Totals,
     /// The `handovers` table, in memory: source → (key, seq, valid).
     pub(super) handovers: HashMap<String, (String, u64, bool)>,
+    /// Topic → the dictionary its payloads are packed against ([`super::pack`]).
+    pub(super) packer: HashMap<String, pack::Current>,
+    /// Retired dictionaries not yet deleted.
+    pub(super) retired_dicts: u64,
+    /// Dictionaries for the reads through this connection.
+    read_dicts: RefCell<DictCache>,
 }
 
 impl Store {
@@ -223,15 +243,25 @@ impl Store {
             });
         }
         if version < SCHEMA_VERSION {
-            conn.execute_batch(SCHEMA).map_err(open_err)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(open_err)?;
+            // One transaction: a migration stopped halfway leaves version 1 as it was.
+            let alter = if version == 1 {
+                "ALTER TABLE events ADD COLUMN dict INTEGER;"
+            } else {
+                ""
+            };
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {alter} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(open_err)?;
         }
         let mut store = Store {
             conn,
             limits,
             totals: Totals::default(),
             handovers: HashMap::new(),
+            packer: HashMap::new(),
+            retired_dicts: 0,
+            read_dicts: RefCell::new(DictCache::default()),
         };
         store.load_totals().map_err(open_err)?;
         Ok(store)
@@ -290,6 +320,26 @@ impl Store {
             .prepare("SELECT source, key, seq, valid FROM handovers")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
         self.handovers = rows.collect::<Result<_, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, topic, bytes FROM dicts WHERE until_seq IS NULL ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            let bytes: Vec<u8> = r.get(2)?;
+            Ok((
+                r.get::<_, String>(1)?,
+                pack::Current {
+                    id: r.get(0)?,
+                    bytes: bytes.into(),
+                    used: 0,
+                },
+            ))
+        })?;
+        self.packer = rows.collect::<Result<_, _>>()?;
+        self.retired_dicts = self.conn.query_row(
+            "SELECT count(*) FROM dicts WHERE until_seq IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(())
     }
 
@@ -312,7 +362,7 @@ impl Store {
 
     /// Up to `limit` undelivered events with seq > `after`, in seq order.
     pub fn fetch(&self, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
-        fetch(&self.conn, after, limit)
+        fetch(&self.conn, &mut self.read_dicts.borrow_mut(), after, limit)
     }
 
     /// A second, read-only connection to the same file, for reads that must not wait behind
@@ -393,7 +443,7 @@ impl Store {
         mut each: impl FnMut(ScannedRow) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT seq, state, published_ms, topic, payload FROM events
+            "SELECT seq, state, published_ms, topic, payload, dict, bytes FROM events
              WHERE seq >= ?1 AND captured_ms >= ?2 AND (?3 = 0 OR state = 0)
              ORDER BY seq LIMIT ?4",
         )?;
@@ -404,10 +454,12 @@ impl Store {
             filter.limit.min(i64::MAX as u64) as i64
         ])?;
         let mut n = 0;
+        let dicts = &mut self.read_dicts.borrow_mut();
         while let Some(r) = rows.next()? {
             let state: i64 = r.get(1)?;
+            let seq = r.get(0)?;
             let row = ScannedRow {
-                seq: r.get(0)?,
+                seq,
                 state: match state {
                     QUEUED => "queued",
                     PUBLISHED => "published",
@@ -415,7 +467,7 @@ impl Store {
                 },
                 published_ms: r.get(2)?,
                 topic: r.get(3)?,
-                payload: r.get(4)?,
+                payload: unpacked(&self.conn, dicts, seq, r.get(4)?, r.get(5)?, r.get(6)?)?,
             };
             if each(row).is_err() {
                 break;
@@ -463,20 +515,61 @@ impl Store {
 
 /// Up to `limit` undelivered events with seq > `after`, in seq order, through `conn` (the
 /// writer's or a reader's).
-pub(super) fn fetch(conn: &Connection, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+pub(super) fn fetch(
+    conn: &Connection,
+    dicts: &mut DictCache,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Row>, StoreError> {
     let mut stmt = conn.prepare_cached(
-            "SELECT seq, id, source, topic, payload FROM events WHERE state = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, id, source, topic, payload, dict, bytes FROM events WHERE state = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
-    let rows = stmt.query_map(params![after, limit as u64], |r| {
-        Ok(Row {
-            seq: r.get(0)?,
+    let mut rows = stmt.query(params![after, limit as u64])?;
+    let mut out = Vec::with_capacity(limit.min(1024));
+    while let Some(r) = rows.next()? {
+        let seq = r.get(0)?;
+        out.push(Row {
+            seq,
             id: r.get(1)?,
             source: r.get(2)?,
             topic: r.get(3)?,
-            payload: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+            payload: unpacked(conn, dicts, seq, r.get(4)?, r.get(5)?, r.get(6)?)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The payload of row `seq` as published: `stored` itself, or unpacked against its dictionary
+/// (read through `conn` into `dicts` the first time).
+fn unpacked(
+    conn: &Connection,
+    dicts: &mut DictCache,
+    seq: u64,
+    stored: Vec<u8>,
+    dict: Option<i64>,
+    len: usize,
+) -> Result<Vec<u8>, StoreError> {
+    let Some(id) = dict else {
+        return Ok(stored);
+    };
+    let bytes = match dicts.get(id) {
+        Some(b) => b,
+        None => {
+            let b: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT bytes FROM dicts WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            let b: Arc<[u8]> = b
+                .ok_or(StoreError::Unpack {
+                    seq,
+                    source: UnpackError::MissingDict(id),
+                })?
+                .into();
+            dicts.insert(id, b.clone());
+            b
+        }
+    };
+    pack::unpack(&stored, &bytes, len).map_err(|source| StoreError::Unpack { seq, source })
 }
 
 /// Which rows [`Store::scan`] visits.

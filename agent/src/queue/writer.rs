@@ -12,6 +12,7 @@ use tracegate_drivers::Verdict;
 use super::checkpoint::Thresholds;
 use super::commit::NewEvent;
 use super::confirm::{Confirmation, Confirmed};
+use super::pack::DictCache;
 use super::store::{Row, ScanFilter, Stats, Store};
 use super::tail::Tail;
 use crate::config::Overflow;
@@ -63,7 +64,7 @@ pub struct Queue {
     tail: Arc<Mutex<Tail>>,
     /// A read-only connection for the publisher's fetches of older rows, so they do not wait
     /// behind the writer's commits.
-    reader: Arc<Mutex<rusqlite::Connection>>,
+    reader: Arc<Mutex<(rusqlite::Connection, DictCache)>>,
     /// Seqs delivered but not yet written as such; fetches skip them.
     deleting: Arc<Mutex<HashSet<u64>>>,
 }
@@ -105,8 +106,8 @@ impl Queue {
         }
         let (reader, deleting) = (self.reader.clone(), self.deleting.clone());
         tokio::task::spawn_blocking(move || {
-            let conn = lock(&reader);
-            read_undelivered(&conn, &deleting, after, limit)
+            let (conn, dicts) = &mut *lock(&reader);
+            read_undelivered(conn, dicts, &deleting, after, limit)
         })
         .await
         .map_err(|_| QueueClosed)?
@@ -194,6 +195,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// read sees.
 fn read_undelivered(
     conn: &rusqlite::Connection,
+    dicts: &mut DictCache,
     deleting: &Mutex<HashSet<u64>>,
     mut after: u64,
     limit: usize,
@@ -201,7 +203,7 @@ fn read_undelivered(
     let skip = lock(deleting).clone();
     let mut out = Vec::with_capacity(limit);
     loop {
-        let rows = super::store::fetch(conn, after, limit)?;
+        let rows = super::store::fetch(conn, dicts, after, limit)?;
         let end = rows.len() < limit;
         after = rows.last().map_or(after, |r| r.seq);
         out.extend(rows.into_iter().filter(|r| !skip.contains(&r.seq)));
@@ -239,9 +241,10 @@ pub fn spawn(
     let (failing_tx, failing_rx) = watch::channel(false);
     let tail = Arc::new(Mutex::new(Tail::default()));
     let deleting = Arc::new(Mutex::new(HashSet::new()));
-    let reader = Arc::new(Mutex::new(
+    let reader = Arc::new(Mutex::new((
         store.reader().expect("a reader of the queue just opened"),
-    ));
+        DictCache::default(),
+    )));
     // Without its thread, SQLite's automatic checkpoints (inside the commits) stay on.
     let checkpointer = super::checkpoint::start(&mut store, Thresholds::default())
         .inspect_err(|e| tracing::warn!(error = %e, "queue: checkpoints stay in the commits"))
