@@ -355,11 +355,17 @@ pub(super) fn prune_retained(
     now_ms: i64,
 ) -> rusqlite::Result<u64> {
     let oldest_allowed = now_ms - l.retain_age.as_millis() as i64;
-    // The state is written into the SQL so the partial index on it can serve the query.
+    // The state is written into the SQL so that in [confirm] mode the partial index of the
+    // confirmed can serve the query. Otherwise the retained are simply the oldest rows (events
+    // are delivered in seq order; a replay queues the newest again), found at the table's
+    // start without an index.
     let mut oldest = tx.prepare_cached(&format!(
         "SELECT seq, bytes, coalesce(published_ms, 0) FROM events WHERE state = {} ORDER BY seq LIMIT 1",
         l.retained_state()
     ))?;
+    if t.retained == 0 {
+        return Ok(0);
+    }
     if t.retained <= l.retain_events + prune_slack(l.retain_events, 64)
         && t.retained_bytes <= l.retain_bytes + prune_slack(l.retain_bytes, 64 * 1024)
     {

@@ -193,6 +193,15 @@ fn a_queue_of_schema_1_is_migrated_and_its_rows_published_as_they_were() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, 2);
+    // Without [confirm], the index of the delivered rows is gone (it cost every commit a page).
+    let indexed: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'events_published'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, 0);
     // Opening again is not a second migration.
     assert_eq!(
         Store::open(&path, limits(100, Overflow::Block))

@@ -21,9 +21,12 @@ const SCHEMA_VERSION: i64 = 2;
 /// whole to the WAL (and again by the checkpoint), and a commit at ordinary rates changes a
 /// few pages for a few events: the table's newest leaves, a leaf of each partial index, the
 /// pages of the rows marked delivered. Halving SQLite's default of 4,096 halves what each of
-/// those costs, while a ~1 KiB event still fits a page: at 1,000 events/s, 8.8 → 6.0 KB
-/// written per event, at 100/s 23.2 → 16.9 KB, with the same latency, throughput and drain
-/// (docs/performance.md). A bulk fill writes ~18 % more per event (more page headers).
+/// those costs, while a ~1 KiB event still fits a page (one that does not pack): at 1,000
+/// events/s, 8.8 → 6.0 KB written per event, at 100/s 23.2 → 16.9 KB, with the same latency,
+/// throughput and drain (docs/performance.md; before payloads were packed). 1 KiB pages write
+/// a little less for packed rows (8.2 pages of 1 KiB per commit against 5.4 of 2 KiB, with
+/// the index of delivered rows there was then) but put an unpacked ~1 KiB event on overflow
+/// pages.
 pub(super) const PAGE_SIZE: i64 = 2048;
 
 const SCHEMA: &str = "
@@ -43,7 +46,6 @@ CREATE TABLE IF NOT EXISTS events (
     dict         INTEGER              -- the dictionary the payload is packed against
 );
 CREATE INDEX IF NOT EXISTS events_queued ON events (seq) WHERE state = 0;
-CREATE INDEX IF NOT EXISTS events_published ON events (seq) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS events_confirmed ON events (seq) WHERE state = 2;
 CREATE TABLE IF NOT EXISTS dicts (
     id        INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: readers cache by id
@@ -276,16 +278,23 @@ impl Store {
             )
         };
         if self.limits.confirm {
-            // Confirmations by id, and the oldest unconfirmed publication, stay cheap at any size.
+            // Confirmations by id, the oldest unconfirmed publication and the oldest event
+            // waiting for confirmation (dropped first when full) stay cheap at any size.
             self.conn.execute_batch(
                 "CREATE INDEX IF NOT EXISTS events_id ON events (id);
                  CREATE INDEX IF NOT EXISTS events_unconfirmed ON events (first_published_ms)
-                     WHERE state < 2 AND first_published_ms IS NOT NULL;",
+                     WHERE state < 2 AND first_published_ms IS NOT NULL;
+                 CREATE INDEX IF NOT EXISTS events_published ON events (seq) WHERE state = 1;",
             )?;
         } else {
-            // Left from a time with [confirm] on: without it they are simply delivered.
-            self.conn
-                .execute("UPDATE events SET state = 1 WHERE state = 2", [])?;
+            // Left from a time with [confirm] on: without it they are simply delivered. And
+            // without it nothing needs an index of the delivered: the oldest of them is found
+            // from the start of the table, where they are, and an index would cost every
+            // commit a page (the delivered marks of its appends).
+            self.conn.execute_batch(
+                "UPDATE events SET state = 1 WHERE state = 2;
+                 DROP INDEX IF EXISTS events_published;",
+            )?;
         }
         let (depth, bytes) = count(QUEUED)?;
         let (awaiting, awaiting_bytes) = if self.limits.confirm {
