@@ -79,12 +79,16 @@ pub enum UnpackError {
     MissingDict(i64),
     #[error("{0}")]
     Lz4(#[from] lz4_flex::block::DecompressError),
-    #[error("unpacked to {got} bytes, {want} were stored")]
+    #[error("unpacked to {got} bytes, its length says {want}")]
     Length { got: usize, want: usize },
 }
 
 /// The payload `stored` unpacks to, given its dictionary and unpacked length.
 pub fn unpack(stored: &[u8], dict: &[u8], len: usize) -> Result<Vec<u8>, UnpackError> {
+    // An LZ4 block expands at most ~255-fold: a damaged length is not an allocation.
+    if len > stored.len().saturating_mul(255).saturating_add(64) {
+        return Err(UnpackError::Length { got: 0, want: len });
+    }
     let out = lz4_flex::block::decompress_with_dict(stored, len, dict)?;
     if out.len() != len {
         return Err(UnpackError::Length {
@@ -198,6 +202,28 @@ mod tests {
         assert_eq!(unpack(&bytes, &payload, payload.len()).unwrap(), payload);
     }
 
+    proptest::proptest! {
+        /// Whatever the payload and the dictionary, what is stored unpacks to the payload.
+        #[test]
+        fn any_payload_comes_back_byte_for_byte(
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
+            dict in proptest::collection::vec(proptest::num::u8::ANY, 0..1500),
+        ) {
+            let bytes = pack_against(&payload, &dict);
+            proptest::prop_assert_eq!(unpack(&bytes, &dict, payload.len()).unwrap(), payload);
+        }
+
+        /// Stored bytes damaged in any way are an error or some bytes, never a panic.
+        #[test]
+        fn no_stored_bytes_make_unpacking_panic(
+            stored in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            dict in proptest::collection::vec(proptest::num::u8::ANY, 0..700),
+            len in 0usize..4000,
+        ) {
+            let _ = unpack(&stored, &dict, len);
+        }
+    }
+
     #[test]
     fn damage_is_an_error_not_a_wrong_payload() {
         let dict = event(1, "WO-1");
@@ -205,5 +231,6 @@ mod tests {
         let bytes = pack_against(&payload, &dict);
         assert!(unpack(&bytes, &dict, payload.len() + 1).is_err());
         assert!(unpack(&bytes[..bytes.len() / 2], &dict, payload.len()).is_err());
+        assert!(unpack(&bytes, &dict, 1 << 40).is_err());
     }
 }
