@@ -812,3 +812,38 @@ fn a_commit_of_a_few_events_writes_a_handful_of_pages() {
         );
     }
 }
+
+/// A clean stop leaves every event in the database file itself, even for a queue too small to
+/// have reached a checkpoint and with another connection still open (SQLite checkpoints only
+/// when the last connection closes, and never from a read-only one): a copy of `queue.db`
+/// alone after the stop is complete.
+#[tokio::test]
+async fn a_clean_stop_leaves_every_event_in_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let l = limits(1000, Overflow::Block);
+    let (queue, writer) = super::spawn(
+        Store::open(&path, l).unwrap(),
+        Duration::from_millis(2),
+        64,
+        Default::default(),
+        None,
+    );
+    let outside =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    append_all(&queue, (0..50).map(gs1_code)).await;
+    // A connection that has read is attached to the WAL until it closes.
+    let seen: i64 = outside
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(seen, 50);
+    drop(queue);
+    writer.join().unwrap();
+    let wal = std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "the WAL was copied back and emptied");
+    drop(outside);
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    assert_eq!(Store::open(&copy, l).unwrap().stats().unwrap().depth, 50);
+}

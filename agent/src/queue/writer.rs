@@ -386,6 +386,9 @@ impl Writer {
                 reason: "the agent is shutting down".into(),
             });
         }
+        if let Err(e) = self.store.checkpoint_for_stop() {
+            tracing::warn!(error = %e, "queue: no checkpoint at the stop (the WAL is kept and read at the next start)");
+        }
     }
 
     /// True when a commit is due: appends are waiting and the queue has room (a full queue
