@@ -67,6 +67,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<Committed, StoreError> {
         let limits = self.limits;
+        // Where the oldest queued row is looked for; moves up as `drop_oldest` deletes.
+        let mut queued_from = self.queued_from();
         let tx = self.conn.transaction()?;
         let mut t = self.totals;
         let mut out = Committed::default();
@@ -101,7 +103,14 @@ impl Store {
                 new.event.seq = t.next_seq;
                 let payload = serde_json::to_vec(&new.event)?;
                 let len = payload.len() as u64;
-                if !make_room(&tx, &limits, &mut t, len, &mut out.dropped)? {
+                if !make_room(
+                    &tx,
+                    &limits,
+                    &mut t,
+                    len,
+                    &mut out.dropped,
+                    &mut queued_from,
+                )? {
                     break;
                 }
                 let seq = t.next_seq;
@@ -160,6 +169,7 @@ impl Store {
         self.handovers.extend(handovers);
         self.packer.extend(dicts.current);
         self.retired_dicts = retired;
+        self.queued_from.set(queued_from);
         Ok(out)
     }
 
@@ -310,12 +320,13 @@ fn make_room(
     t: &mut Totals,
     len: u64,
     dropped: &mut u64,
+    queued_from: &mut u64,
 ) -> rusqlite::Result<bool> {
     let fits = |t: &Totals| {
         t.depth + t.awaiting < l.max_events && t.bytes + t.awaiting_bytes + len <= l.max_bytes
     };
     let mut oldest_queued = tx.prepare_cached(
-        "DELETE FROM events WHERE seq = (SELECT min(seq) FROM events WHERE state = 0) RETURNING bytes",
+        "DELETE FROM events WHERE seq = (SELECT min(seq) FROM events WHERE state = 0 AND seq >= ?1) RETURNING seq, bytes",
     )?;
     let mut oldest_awaiting = tx.prepare_cached(
         "DELETE FROM events WHERE seq = (SELECT min(seq) FROM events WHERE state = 1) RETURNING bytes",
@@ -327,7 +338,9 @@ fn make_room(
             t.awaiting -= 1;
             t.awaiting_bytes -= b;
         } else {
-            let b: u64 = oldest_queued.query_row([], |r| r.get(0))?;
+            let (seq, b): (u64, u64) =
+                oldest_queued.query_row([*queued_from], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            *queued_from = seq + 1;
             t.depth -= 1;
             t.bytes -= b;
         }

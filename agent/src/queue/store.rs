@@ -1,7 +1,7 @@
 //! The SQLite side of the queue: opening, figures and reads. The committing transaction is in
 //! [`super::commit`]. Owned by the writer thread; the CLI opens its own for reads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -45,7 +45,6 @@ CREATE TABLE IF NOT EXISTS events (
     first_published_ms INTEGER,       -- when the broker first acknowledged it (confirm lag)
     dict         INTEGER              -- the dictionary the payload is packed against
 );
-CREATE INDEX IF NOT EXISTS events_queued ON events (seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS events_confirmed ON events (seq) WHERE state = 2;
 CREATE TABLE IF NOT EXISTS dicts (
     id        INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: readers cache by id
@@ -187,6 +186,10 @@ pub struct Store {
     pub(super) retired_dicts: u64,
     /// Dictionaries for the reads through this connection.
     read_dicts: RefCell<DictCache>,
+    /// No queued row has a lower seq (outside [confirm] mode; see [`Store::queued_from`]).
+    /// Found at open, moved up as the oldest queued rows are found or dropped; a replay
+    /// finds it again.
+    pub(super) queued_from: Cell<u64>,
 }
 
 impl Store {
@@ -264,17 +267,18 @@ impl Store {
             packer: HashMap::new(),
             retired_dicts: 0,
             read_dicts: RefCell::new(DictCache::default()),
+            queued_from: Cell::new(0),
         };
         store.load_totals().map_err(open_err)?;
         Ok(store)
     }
 
     pub(super) fn load_totals(&mut self) -> rusqlite::Result<()> {
-        let count = |state: i64| -> rusqlite::Result<(u64, u64)> {
+        let count = |state: i64| -> rusqlite::Result<(u64, u64, Option<u64>)> {
             self.conn.query_row(
-                "SELECT count(*), coalesce(sum(bytes), 0) FROM events WHERE state = ?1",
+                "SELECT count(*), coalesce(sum(bytes), 0), min(seq) FROM events WHERE state = ?1",
                 [state],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
         };
         if self.limits.confirm {
@@ -284,25 +288,28 @@ impl Store {
                 "CREATE INDEX IF NOT EXISTS events_id ON events (id);
                  CREATE INDEX IF NOT EXISTS events_unconfirmed ON events (first_published_ms)
                      WHERE state < 2 AND first_published_ms IS NOT NULL;
-                 CREATE INDEX IF NOT EXISTS events_published ON events (seq) WHERE state = 1;",
+                 CREATE INDEX IF NOT EXISTS events_published ON events (seq) WHERE state = 1;
+                 CREATE INDEX IF NOT EXISTS events_queued ON events (seq) WHERE state = 0;",
             )?;
         } else {
             // Left from a time with [confirm] on: without it they are simply delivered. And
-            // without it nothing needs an index of the delivered: the oldest of them is found
-            // from the start of the table, where they are, and an index would cost every
-            // commit a page (the delivered marks of its appends).
+            // without it the states need no index: the delivered are the oldest rows, at the
+            // start of the table where pruning finds them, and the queued ones follow them
+            // (the oldest is looked for from `queued_from` on). An index of either costs
+            // every commit a page: its appends and the delivered marks of the commit before.
             self.conn.execute_batch(
                 "UPDATE events SET state = 1 WHERE state = 2;
-                 DROP INDEX IF EXISTS events_published;",
+                 DROP INDEX IF EXISTS events_published;
+                 DROP INDEX IF EXISTS events_queued;",
             )?;
         }
-        let (depth, bytes) = count(QUEUED)?;
-        let (awaiting, awaiting_bytes) = if self.limits.confirm {
+        let (depth, bytes, oldest_queued) = count(QUEUED)?;
+        let (awaiting, awaiting_bytes, _) = if self.limits.confirm {
             count(PUBLISHED)?
         } else {
-            (0, 0)
+            (0, 0, None)
         };
-        let (retained, retained_bytes) = count(self.limits.retained_state())?;
+        let (retained, retained_bytes, _) = count(self.limits.retained_state())?;
         let max_seq: Option<u64> = self
             .conn
             .query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
@@ -324,6 +331,8 @@ impl Store {
             next_seq: next_meta.max(max_seq.map_or(1, |m| m + 1)).max(1),
             dropped_total: meta("dropped_total")?,
         };
+        self.queued_from
+            .set(oldest_queued.unwrap_or(self.totals.next_seq));
         let mut stmt = self
             .conn
             .prepare("SELECT source, key, seq, valid FROM handovers")?;
@@ -418,16 +427,34 @@ impl Store {
         Ok(())
     }
 
-    /// The queue's figures.
-    pub fn stats(&self) -> Result<Stats, StoreError> {
+    /// The seq from which on queued rows are looked for: below it there are none. Without an
+    /// index of the queued rows ([confirm] mode has one: there, 0), this keeps finding the
+    /// oldest of them from walking the delivered rows kept before them.
+    pub(super) fn queued_from(&self) -> u64 {
+        if self.limits.confirm {
+            0
+        } else {
+            self.queued_from.get()
+        }
+    }
+
+    /// The oldest queued event: its seq and capture time.
+    fn oldest_queued(&self) -> rusqlite::Result<Option<(u64, i64)>> {
         let oldest: Option<(u64, i64)> = self
             .conn
-            .query_row(
-                "SELECT seq, captured_ms FROM events WHERE state = 0 ORDER BY seq LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached(
+                "SELECT seq, captured_ms FROM events WHERE state = 0 AND seq >= ?1 ORDER BY seq LIMIT 1",
+            )?
+            .query_row([self.queued_from()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
+        self.queued_from
+            .set(oldest.map_or(self.totals.next_seq, |o| o.0));
+        Ok(oldest)
+    }
+
+    /// The queue's figures.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let oldest = self.oldest_queued()?;
         let oldest_awaiting: Option<i64> = if self.limits.confirm {
             self.conn
                 .query_row(
