@@ -909,3 +909,46 @@ fn the_oldest_queued_event_is_found_behind_the_delivered_without_an_index() {
         .unwrap();
     assert!(indexes.is_empty(), "{indexes:?}");
 }
+
+/// A publisher that starts over (from seq 0) reads the queued rows from where they begin, not
+/// through the delivered ones kept for replay; a replay moves that point back first.
+#[tokio::test]
+async fn a_fetch_from_the_front_starts_where_the_queued_rows_begin() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let l = Limits {
+        retain_events: 1000,
+        retain_bytes: 1 << 20,
+        retain_age: Duration::from_secs(3600),
+        ..limits(1000, Overflow::Block)
+    };
+    let (queue, writer) = super::spawn(
+        Store::open(&path, l).unwrap(),
+        Duration::from_millis(2),
+        64,
+        Default::default(),
+        None,
+    );
+    append_all(&queue, (0..300).map(gs1_code)).await;
+    queue.delivered((1..=290).collect()).await.unwrap();
+    append_all(&queue, ["next".to_string()]).await;
+    // The oldest queued event is looked for (stats do), and the floor follows it.
+    assert_eq!(queue.stats().await.unwrap().oldest_seq, Some(291));
+    assert_eq!(queue.queued_floor(), 291);
+    let all: Vec<u64> = (291..=301).collect();
+    assert_eq!(fetched(&queue.fetch(0, 100).await.unwrap()), all);
+    let from_100 = super::ScanFilter {
+        from_seq: 100,
+        since_ms: 0,
+        queued_only: false,
+        limit: u64::MAX,
+    };
+    assert_eq!(queue.replay(from_100).await.unwrap(), 191);
+    assert!(queue.queued_floor() <= 100);
+    assert_eq!(
+        fetched(&queue.fetch(0, 1000).await.unwrap()),
+        (100..=301).collect::<Vec<_>>()
+    );
+    drop(queue);
+    writer.join().unwrap();
+}

@@ -2,6 +2,7 @@
 //! connection.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,6 +68,10 @@ pub struct Queue {
     reader: Arc<Mutex<(rusqlite::Connection, DictCache)>>,
     /// Seqs delivered but not yet written as such; fetches skip them.
     deleting: Arc<Mutex<HashSet<u64>>>,
+    /// No queued row has a lower seq ([`Store::queued_from`], kept by the writer): a fetch
+    /// from further back (a publisher that starts over) begins here instead of walking the
+    /// delivered rows kept for replay.
+    queued_floor: Arc<AtomicU64>,
 }
 
 impl Queue {
@@ -105,6 +110,7 @@ impl Queue {
             return Ok(rows);
         }
         let (reader, deleting) = (self.reader.clone(), self.deleting.clone());
+        let after = after.max(self.queued_floor.load(Ordering::Acquire).saturating_sub(1));
         tokio::task::spawn_blocking(move || {
             let (conn, dicts) = &mut *lock(&reader);
             read_undelivered(conn, dicts, &deleting, after, limit)
@@ -115,6 +121,12 @@ impl Queue {
             tracing::error!(error = %e, "cannot read queued events");
             QueueClosed
         })
+    }
+
+    /// Where fetches from further back begin (tests).
+    #[cfg(test)]
+    pub(super) fn queued_floor(&self) -> u64 {
+        self.queued_floor.load(Ordering::Acquire)
     }
 
     /// Queues retained events again (`tracegate queue replay`); the publisher sends them once
@@ -241,6 +253,7 @@ pub fn spawn(
     let (failing_tx, failing_rx) = watch::channel(false);
     let tail = Arc::new(Mutex::new(Tail::default()));
     let deleting = Arc::new(Mutex::new(HashSet::new()));
+    let queued_floor = Arc::new(AtomicU64::new(store.queued_from()));
     let reader = Arc::new(Mutex::new((
         store.reader().expect("a reader of the queue just opened"),
         DictCache::default(),
@@ -265,6 +278,7 @@ pub fn spawn(
         pending: Vec::new(),
         deletes: Vec::new(),
         deleting: deleting.clone(),
+        queued_floor: queued_floor.clone(),
         deletes_since: None,
         stalled: false,
     };
@@ -292,6 +306,7 @@ pub fn spawn(
         tail,
         reader,
         deleting,
+        queued_floor,
     };
     (queue, handle)
 }
@@ -318,6 +333,8 @@ struct Writer {
     /// on their way here), so fetches skip them; a seq leaves it once its commit is durable.
     deletes: Vec<u64>,
     deleting: Arc<Mutex<HashSet<u64>>>,
+    /// The store's `queued_from`, for the readers ([`Queue::fetch`]).
+    queued_floor: Arc<AtomicU64>,
     /// When the oldest of `deletes` arrived.
     deletes_since: Option<Instant>,
     /// The last commit left appends pending for lack of room; wait for deletes.
@@ -378,6 +395,7 @@ impl Writer {
                 };
                 deadline = Some(Instant::now() + wait);
             }
+            self.publish_floor();
         }
         // Shutting down: commit what fits, tell the rest they were not committed.
         self.commit();
@@ -420,6 +438,14 @@ impl Writer {
             || (self.store.overflow() == Overflow::Block && self.store.is_full())
     }
 
+    /// Tells the readers where queued rows begin. Called after every step of the writer; the
+    /// floor only rises between replays, and a reader that still has a lower one just reads
+    /// from further back.
+    fn publish_floor(&self) {
+        self.queued_floor
+            .store(self.store.queued_from(), Ordering::Release);
+    }
+
     fn handle(&mut self, c: Control) {
         match c {
             Control::Confirm {
@@ -446,7 +472,11 @@ impl Writer {
             }
             Control::Replay { filter, reply } => {
                 self.commit();
+                // Replayed rows are queued below the floor: readers start from the front
+                // before they can see them, and from the new floor once it is known.
+                self.queued_floor.store(0, Ordering::Release);
                 let n = self.store.replay(&filter).map_err(|e| e.to_string());
+                self.publish_floor();
                 lock(&self.tail).forget();
                 if let Ok(n) = n {
                     tracing::info!(events = n, "delivered events queued again for replay");
@@ -462,7 +492,10 @@ impl Writer {
                 self.deletes.extend(seqs);
             }
             Control::Stats(reply) => {
-                let _ = reply.send(self.store.stats().map_err(|e| e.to_string()));
+                let stats = self.store.stats().map_err(|e| e.to_string());
+                // They looked for the oldest queued row.
+                self.publish_floor();
+                let _ = reply.send(stats);
             }
         }
     }
