@@ -11,12 +11,13 @@
 //!   kept for `queue replay` (`state` 1, bounded by `retain_events`/`retain_bytes`/`retain_age`).
 //!   `payload` is the exact JSON that is published, seq included, so every (re)publication of
 //!   an event is byte-identical; it is stored LZ4-packed against the dictionary `dict`
-//!   ([`pack`]: ~700 bytes in ~60–90), `bytes` is its unpacked length. Outside [confirm]
+//!   ([`pack`]; a line's 700-byte events take ~220 bytes each in the file, row and pages
+//!   included), `bytes` is its unpacked length. Outside [confirm]
 //!   mode the states have no index, since each would cost every commit a page (its appends
 //!   and the delivered marks of the commit before): the delivered rows are the oldest, at the
-//!   start of the table where pruning finds them; the queued ones follow, the publisher reads
-//!   on from its cursor, and the oldest of them is looked for from a seq below which there
-//!   are none (`Store::queued_from`). [confirm] mode, whose states interleave, has partial
+//!   start of the table where pruning finds them; the queued ones follow, and both the oldest of
+//!   them and a publisher's fetch from the front are looked for from a seq below which there
+//!   are none (`Store::queued_from`, shared with the readers). [confirm] mode, whose states interleave, has partial
 //!   indexes on `seq` per state.
 //! - `dicts(id, topic, bytes, until_seq)` — per topic, an earlier payload its payloads are
 //!   packed against; a retired one (`until_seq` set) is deleted once no row uses it.
