@@ -153,10 +153,12 @@ impl Store {
         if out.last_seq.is_some() || !delivered.is_empty() {
             deleted += prune_retained(&tx, &limits, &mut t, now_ms)?;
         }
-        let mut retired = self.retired_dicts + dicts.retired;
-        if deleted + out.dropped > 0 && retired > 0 {
-            retired -= delete_unused_dicts(&tx, t.next_seq)?;
-        }
+        let retired = delete_unused_dicts(
+            &tx,
+            self.retired_dicts + dicts.retired,
+            deleted + out.dropped,
+            t.next_seq,
+        )?;
         if deleted + out.dropped > 0 {
             set_meta(&tx, "next_seq", t.next_seq)?;
         }
@@ -245,15 +247,24 @@ impl Dicts {
     }
 }
 
-/// Deletes the retired dictionaries no row uses any more (every row left is at or after the
-/// seq they were retired at). Returns how many.
-pub(super) fn delete_unused_dicts(tx: &Transaction<'_>, next_seq: u64) -> rusqlite::Result<u64> {
+/// After a transaction deleted `deleted` rows: deletes the `retired` dictionaries that no row
+/// uses any more (every row left is at or after the seq they were retired at). Returns how
+/// many retired ones are left; nothing is looked at when no row went or none is retired.
+pub(super) fn delete_unused_dicts(
+    tx: &Transaction<'_>,
+    retired: u64,
+    deleted: u64,
+    next_seq: u64,
+) -> rusqlite::Result<u64> {
+    if deleted == 0 || retired == 0 {
+        return Ok(retired);
+    }
     let n = tx
         .prepare_cached(
             "DELETE FROM dicts WHERE until_seq <= (SELECT coalesce(min(seq), ?1) FROM events)",
         )?
         .execute([next_seq])?;
-    Ok(n as u64)
+    Ok(retired - n as u64)
 }
 
 /// The broker acknowledged `seqs`: they wait for confirmation ([confirm] mode), are retained
@@ -367,6 +378,9 @@ pub(super) fn prune_retained(
     t: &mut Totals,
     now_ms: i64,
 ) -> rusqlite::Result<u64> {
+    if t.retained == 0 {
+        return Ok(0);
+    }
     let oldest_allowed = now_ms - l.retain_age.as_millis() as i64;
     // The state is written into the SQL so that in [confirm] mode the partial index of the
     // confirmed can serve the query. Otherwise the retained are simply the oldest rows (events
@@ -376,9 +390,6 @@ pub(super) fn prune_retained(
         "SELECT seq, bytes, coalesce(published_ms, 0) FROM events WHERE state = {} ORDER BY seq LIMIT 1",
         l.retained_state()
     ))?;
-    if t.retained == 0 {
-        return Ok(0);
-    }
     if t.retained <= l.retain_events + prune_slack(l.retain_events, 64)
         && t.retained_bytes <= l.retain_bytes + prune_slack(l.retain_bytes, 64 * 1024)
     {

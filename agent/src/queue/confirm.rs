@@ -130,10 +130,7 @@ impl Store {
             // The highest seq may be gone: keep it in meta ([`Store::open`]).
             set_meta(&tx, "next_seq", t.next_seq)?;
         }
-        let mut retired = self.retired_dicts;
-        if deleted > 0 && retired > 0 {
-            retired -= delete_unused_dicts(&tx, t.next_seq)?;
-        }
+        let retired = delete_unused_dicts(&tx, self.retired_dicts, deleted, t.next_seq)?;
         tx.commit()?;
         self.totals = t;
         self.retired_dicts = retired;
