@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::StoreError;
 use super::pack::REFRESH_AFTER;
-use super::store::{ScanFilter, Store};
+use super::store::{Row, ScanFilter, Store};
 use super::tests::{NOW, event, gs1_code, incompressible, limits};
 use crate::config::Overflow;
 
@@ -37,16 +37,24 @@ fn all_payloads(s: &Store) -> Vec<Vec<u8>> {
     out
 }
 
+/// Commits `rounds` commits of `per` scans of a line (serials counting up), as published.
+fn commit_scans(s: &mut Store, rounds: u64, per: u64) -> Vec<Row> {
+    let mut published = Vec::new();
+    for round in 0..rounds {
+        let mut batch: Vec<_> = (0..per)
+            .map(|i| event(&gs1_code(round * per + i)))
+            .collect();
+        published.extend(s.commit(&mut batch, &[], NOW).unwrap().rows);
+    }
+    published
+}
+
 #[test]
 fn a_lines_events_are_stored_in_a_fraction_and_read_back_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     let mut s = Store::open(&path, limits(10_000, Overflow::Block)).unwrap();
-    let mut published = Vec::new();
-    for round in 0..40 {
-        let mut batch: Vec<_> = (0..5).map(|i| event(&gs1_code(round * 5 + i))).collect();
-        published.extend(s.commit(&mut batch, &[], NOW).unwrap().rows);
-    }
+    let published = commit_scans(&mut s, 40, 5);
     let (stored, bytes, dicts) = on_disk(&path);
     assert_eq!(dicts, 1, "one topic, one dictionary");
     assert!(
@@ -85,11 +93,7 @@ fn a_drifted_dictionary_is_replaced_and_deleted_once_no_row_uses_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     let mut s = Store::open(&path, limits(10_000, Overflow::Block)).unwrap();
-    let mut published = Vec::new();
-    for round in 0..(REFRESH_AFTER / 10) {
-        let mut batch: Vec<_> = (0..10).map(|i| event(&gs1_code(round * 10 + i))).collect();
-        published.extend(s.commit(&mut batch, &[], NOW).unwrap().rows);
-    }
+    let mut published = commit_scans(&mut s, REFRESH_AFTER / 10, 10);
     // The line's codes change beyond recognition: the next event becomes the dictionary.
     let mut batch: Vec<_> = (0..5).map(|i| event(&incompressible(i, 300))).collect();
     published.extend(s.commit(&mut batch, &[], NOW).unwrap().rows);

@@ -72,6 +72,27 @@ pub(super) fn limits(max_events: u64, overflow: Overflow) -> Limits {
     }
 }
 
+/// `limits` keeping up to 1,000 delivered events (1 MiB, an hour) for replay.
+fn retaining(max_events: u64, overflow: Overflow) -> Limits {
+    Limits {
+        retain_events: 1000,
+        retain_bytes: 1 << 20,
+        retain_age: Duration::from_secs(3600),
+        ..limits(max_events, overflow)
+    }
+}
+
+/// The writer thread on `store`, committing within 2 ms, 64 events at most.
+fn spawn_writer(store: Store) -> (super::Queue, std::thread::JoinHandle<()>) {
+    super::spawn(
+        store,
+        Duration::from_millis(2),
+        64,
+        Default::default(),
+        None,
+    )
+}
+
 pub(super) const NOW: i64 = 1_795_000_000_000;
 
 #[test]
@@ -547,19 +568,8 @@ fn fetched(rows: &[super::Row]) -> Vec<u64> {
 async fn rows_served_from_memory_are_the_rows_the_database_would_give() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let l = Limits {
-        retain_events: 1000,
-        retain_bytes: 1 << 20,
-        retain_age: Duration::from_secs(3600),
-        ..limits(1000, Overflow::Block)
-    };
-    let (queue, writer) = super::spawn(
-        Store::open(&path, l).unwrap(),
-        Duration::from_millis(2),
-        64,
-        Default::default(),
-        None,
-    );
+    let l = retaining(1000, Overflow::Block);
+    let (queue, writer) = spawn_writer(Store::open(&path, l).unwrap());
     append_all(&queue, (0..10).map(|i| i.to_string())).await;
     let rows = queue.fetch(0, 100).await.unwrap();
     assert_eq!(fetched(&rows), (1..=10).collect::<Vec<_>>());
@@ -594,12 +604,8 @@ async fn rows_served_from_memory_are_the_rows_the_database_would_give() {
 #[tokio::test]
 async fn rows_dropped_by_drop_oldest_or_confirmed_unpublished_are_not_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let (queue, writer) = super::spawn(
+    let (queue, writer) = spawn_writer(
         Store::open(&dir.path().join("q.db"), limits(5, Overflow::DropOldest)).unwrap(),
-        Duration::from_millis(2),
-        64,
-        Default::default(),
-        None,
     );
     append_all(&queue, (0..5).map(|i| i.to_string())).await;
     assert_eq!(
@@ -633,13 +639,8 @@ async fn rows_dropped_by_drop_oldest_or_confirmed_unpublished_are_not_sent() {
     writer.join().unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let (queue, writer) = super::spawn(
-        Store::open(&dir.path().join("q.db"), confirm_limits(100)).unwrap(),
-        Duration::from_millis(2),
-        64,
-        Default::default(),
-        None,
-    );
+    let (queue, writer) =
+        spawn_writer(Store::open(&dir.path().join("q.db"), confirm_limits(100)).unwrap());
     append_all(&queue, (0..4).map(|i| i.to_string())).await;
     // The consumer confirms 2 before its PUBACK arrived: it is not sent again.
     queue
@@ -659,13 +660,7 @@ async fn a_backlog_read_beside_the_writer_skips_what_was_just_delivered() {
     let mut store = Store::open(&path, limits(10_000, Overflow::Block)).unwrap();
     let mut events: Vec<NewEvent> = (0..600).map(|i| event(&i.to_string())).collect();
     store.commit(&mut events, &[], NOW).unwrap();
-    let (queue, writer) = super::spawn(
-        store,
-        Duration::from_millis(2),
-        64,
-        Default::default(),
-        None,
-    );
+    let (queue, writer) = spawn_writer(store);
     assert_eq!(
         fetched(&queue.fetch(0, 10).await.unwrap()),
         (1..=10).collect::<Vec<_>>()
@@ -822,13 +817,7 @@ async fn a_clean_stop_leaves_every_event_in_the_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     let l = limits(1000, Overflow::Block);
-    let (queue, writer) = super::spawn(
-        Store::open(&path, l).unwrap(),
-        Duration::from_millis(2),
-        64,
-        Default::default(),
-        None,
-    );
+    let (queue, writer) = spawn_writer(Store::open(&path, l).unwrap());
     let outside =
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();
@@ -855,12 +844,7 @@ async fn a_clean_stop_leaves_every_event_in_the_database_file() {
 fn the_oldest_queued_event_is_found_behind_the_delivered_without_an_index() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let l = Limits {
-        retain_events: 1000,
-        retain_bytes: 1 << 20,
-        retain_age: Duration::from_secs(3600),
-        ..limits(6, Overflow::DropOldest)
-    };
+    let l = retaining(6, Overflow::DropOldest);
     let mut s = Store::open(&path, l).unwrap();
     let oldest = |s: &Store| s.stats().unwrap().oldest_seq;
     let mut batch: Vec<_> = (0..6).map(|i| event(&gs1_code(i))).collect();
@@ -916,19 +900,8 @@ fn the_oldest_queued_event_is_found_behind_the_delivered_without_an_index() {
 async fn a_fetch_from_the_front_starts_where_the_queued_rows_begin() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let l = Limits {
-        retain_events: 1000,
-        retain_bytes: 1 << 20,
-        retain_age: Duration::from_secs(3600),
-        ..limits(1000, Overflow::Block)
-    };
-    let (queue, writer) = super::spawn(
-        Store::open(&path, l).unwrap(),
-        Duration::from_millis(2),
-        64,
-        Default::default(),
-        None,
-    );
+    let l = retaining(1000, Overflow::Block);
+    let (queue, writer) = spawn_writer(Store::open(&path, l).unwrap());
     append_all(&queue, (0..300).map(gs1_code)).await;
     queue.delivered((1..=290).collect()).await.unwrap();
     append_all(&queue, ["next".to_string()]).await;
