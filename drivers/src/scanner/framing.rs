@@ -154,13 +154,23 @@ impl Framer {
     fn push_plain(&mut self, byte: u8, frames: &mut Vec<Frame>) {
         self.buf.push(byte);
         let term = self.terminator.as_slice();
-        let at_end = !term.is_empty() && self.buf.ends_with(term);
-        // Bytes at the end that may be the start of a terminator do not count yet.
-        let partial = partial_terminator(&self.buf, term);
+        // Only the terminator's last byte can end it: the other bytes of a frame cost no
+        // comparison.
+        let at_end = term.last() == Some(&byte) && self.buf.ends_with(term);
+        // Bytes at the end that may be the start of a terminator do not count yet; they can
+        // only matter once the frame is longer than `max_frame`, or while discarding.
+        let partial = match self.state {
+            State::Collecting if at_end || self.buf.len() <= self.max_frame => 0,
+            _ => partial_terminator(&self.buf, term),
+        };
         match self.state {
             State::Collecting if at_end => {
-                let frame = std::mem::take(&mut self.buf);
-                frames.extend(self.complete(&frame[..frame.len() - term.len()]));
+                let term_len = term.len();
+                let mut frame = std::mem::take(&mut self.buf);
+                frames.extend(self.complete(&frame[..frame.len() - term_len]));
+                // The next frame reuses the allocation.
+                frame.clear();
+                self.buf = frame;
             }
             State::Collecting if self.buf.len() - partial > self.max_frame => {
                 frames.push(self.overlong());

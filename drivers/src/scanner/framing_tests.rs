@@ -428,3 +428,60 @@ fn idle_timeout_never_yields_a_frame_longer_than_max_frame() {
     assert_eq!(framer.push(b"abc\r"), []);
     assert_eq!(framer.flush_idle(), Some(code("abc")));
 }
+
+/// The plain-mode rules as first written: every byte compared against the terminator and its
+/// beginnings. [`Framer`] skips those comparisons where they cannot change the outcome; this
+/// model is what it must agree with.
+fn model_plain(term: &[u8], max: usize, input: &[u8]) -> Vec<Frame> {
+    let (mut buf, mut discarding, mut frames) = (Vec::new(), false, Vec::new());
+    for &byte in input {
+        buf.push(byte);
+        let at_end = !term.is_empty() && buf.ends_with(term);
+        let partial = partial_terminator(&buf, term);
+        if !discarding && at_end {
+            frames.extend(data(&buf[..buf.len() - term.len()]));
+            buf.clear();
+        } else if !discarding && buf.len() - partial > max {
+            frames.push(overlong(&buf[..max], max));
+            buf.drain(..buf.len() - partial);
+            discarding = true;
+        } else if discarding && at_end {
+            buf.clear();
+            discarding = false;
+        } else if discarding {
+            buf.drain(..buf.len() - partial);
+        }
+    }
+    frames
+}
+
+/// Every input of up to 6 bytes over the bytes that matter (data, CR, LF, the bytes of a
+/// two-byte literal terminator), for several terminators and limits, whole and byte by byte.
+#[test]
+fn plain_framing_agrees_with_the_byte_by_byte_model_on_every_short_input() {
+    let alphabet = b"a\r\nXY";
+    let terms: [&[u8]; 5] = [b"\r\n", b"\r", b"\n", b"XY", b""];
+    let mut checked = 0;
+    for len in 0..=6u32 {
+        for n in 0..alphabet.len().pow(len) {
+            let (mut input, mut k) = (Vec::new(), n);
+            for _ in 0..len {
+                input.push(alphabet[k % alphabet.len()]);
+                k /= alphabet.len();
+            }
+            for term in terms {
+                for max in [1, 2, 3, 5] {
+                    let want = model_plain(term, max, &input);
+                    let mut whole = Framer::new(term, false, max);
+                    assert_eq!(whole.push(&input), want, "{term:?} {max} {input:?}");
+                    let mut bytes = Framer::new(term, false, max);
+                    let got: Vec<Frame> = input.iter().flat_map(|b| bytes.push(&[*b])).collect();
+                    assert_eq!(got, want, "byte by byte: {term:?} {max} {input:?}");
+                    assert_eq!(whole.flush_idle(), bytes.flush_idle());
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 300_000, "{checked}");
+}
