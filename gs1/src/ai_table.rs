@@ -223,8 +223,12 @@ impl AiEntry {
 }
 
 /// The table entry for an exact AI (`"01"`, `"3103"`), if known.
+///
+/// A binary search: the table's ranges are disjoint and sorted (`w[0].last < w[1].first`, as
+/// strings), so the only entry that can hold `ai` is the last one that begins at or before it.
 pub fn lookup(ai: &str) -> Option<&'static AiEntry> {
-    AI_TABLE.iter().find(|e| e.contains(ai))
+    let after = AI_TABLE.partition_point(|e| e.first <= ai);
+    AI_TABLE[..after].last().filter(|e| e.contains(ai))
 }
 
 /// Whether `ai` is a known predefined-length AI (may be followed directly by the next AI).
@@ -284,6 +288,27 @@ mod tests {
                 w[1].first
             );
         }
+    }
+
+    #[test]
+    fn lookup_finds_what_a_scan_of_the_whole_table_finds() {
+        let mut found = 0;
+        for len in 1..=5 {
+            for n in 0..10u32.pow(len as u32) {
+                let ai = format!("{n:0len$}");
+                let scan = AI_TABLE.iter().find(|e| e.contains(&ai));
+                assert_eq!(lookup(&ai).map(|e| e.first), scan.map(|e| e.first), "{ai}");
+                found += usize::from(scan.is_some());
+            }
+        }
+        for odd in ["", "0", "1a", "０1", "01 ", "zz", "31n3", "99999"] {
+            assert_eq!(
+                lookup(odd),
+                AI_TABLE.iter().find(|e| e.contains(odd)),
+                "{odd:?}"
+            );
+        }
+        assert!(found > 100, "{found}");
     }
 
     #[test]
