@@ -110,6 +110,75 @@ fn seqs_stay_gap_free_across_reopen_even_after_every_row_was_delivered() {
     assert_eq!(s.commit(&mut [event("c")], &[], NOW).unwrap().seqs(), [3]);
 }
 
+/// Deliveries out of order, with gaps, repeats, seqs already delivered and seqs that do not
+/// exist: each existing queued row leaves the queue once, and the figures kept in memory are
+/// those the database gives after a reopen.
+#[test]
+fn scattered_deliveries_leave_the_queue_once_each_in_every_mode() {
+    for (mode, l) in [
+        ("deleted", limits(100, Overflow::Block)),
+        ("retained", retaining(100, Overflow::Block)),
+        ("awaiting confirmation", confirm_limits(100)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut s = Store::open(&path, l).unwrap();
+        let mut ten: Vec<NewEvent> = (1..=10).map(|i| event(&"x".repeat(i))).collect();
+        s.commit(&mut ten, &[], NOW).unwrap();
+        let all = s.stats().unwrap();
+        let gone = [1, 3, 4, 7, 9, 10, 2];
+        let gone_bytes: u64 = s
+            .fetch(0, 100)
+            .unwrap()
+            .iter()
+            .filter(|r| gone.contains(&r.seq))
+            .map(|r| r.payload.len() as u64)
+            .sum();
+        s.commit(&mut [], &[7, 3, 4, 4, 9, 10, 1, 42], NOW).unwrap();
+        s.commit(&mut [], &[3, 2, 2], NOW).unwrap();
+        let st = s.stats().unwrap();
+        assert_eq!(st.depth, 3, "{mode}");
+        assert_eq!(st.bytes, all.bytes - gone_bytes, "{mode}");
+        let left: Vec<u64> = s.fetch(0, 100).unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!(left, [5, 6, 8], "{mode}");
+        let (moved, moved_bytes) = match mode {
+            "retained" => (st.retained, st.retained_bytes),
+            "awaiting confirmation" => (st.awaiting, st.awaiting_bytes),
+            _ => (7, gone_bytes),
+        };
+        assert_eq!((moved, moved_bytes), (7, gone_bytes), "{mode}");
+        drop(s);
+        let again = Store::open(&path, l).unwrap().stats().unwrap();
+        assert_eq!(
+            (
+                again.depth,
+                again.bytes,
+                again.retained,
+                again.retained_bytes
+            ),
+            (st.depth, st.bytes, st.retained, st.retained_bytes),
+            "{mode}"
+        );
+        assert_eq!(
+            (again.awaiting, again.awaiting_bytes),
+            (st.awaiting, st.awaiting_bytes),
+            "{mode}"
+        );
+    }
+}
+
+#[test]
+fn delivered_seqs_are_taken_as_runs_of_consecutive_numbers() {
+    use super::commit::runs;
+    assert_eq!(runs(&[]), []);
+    assert_eq!(runs(&[5]), [(5, 5)]);
+    assert_eq!(
+        runs(&[7, 3, 4, 4, 9, 10, 1, 42]),
+        [(1, 1), (3, 4), (7, 7), (9, 10), (42, 42)]
+    );
+    assert_eq!(runs(&[u64::MAX, u64::MAX - 1]), [(u64::MAX - 1, u64::MAX)]);
+}
+
 #[test]
 fn payload_is_stored_with_its_seq_and_fetched_identically() {
     let dir = tempfile::tempdir().unwrap();
