@@ -324,7 +324,8 @@ pub(super) fn runs(seqs: &[u64]) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for s in sorted {
         match out.last_mut() {
-            Some((_, last)) if s <= last.saturating_add(1) => *last = (*last).max(s),
+            // Sorted: `s` is the run's last seq again (a repeat) or the one after it.
+            Some((_, last)) if s <= last.saturating_add(1) => *last = s,
             _ => out.push((s, s)),
         }
     }
