@@ -81,7 +81,9 @@ impl Store {
         let mut deleted = mark_delivered(&tx, &mut t, delivered, &limits, now_ms)?;
         {
             let mut ins = tx.prepare_cached(
-                "INSERT INTO events (seq, id, source, topic, captured_ms, bytes, payload, dict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                // `published_ms` = `captured_ms`: the placeholder of a queued row (the schema, in
+                // store.rs), as wide as the time the delivered mark writes there.
+                "INSERT INTO events (seq, id, source, topic, captured_ms, bytes, payload, dict, published_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?5)",
             )?;
             let mut upsert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO handovers (source, key, seq, valid) VALUES (?1, ?2, ?3, ?4)",
@@ -179,7 +181,7 @@ impl Store {
     /// publisher sends them once more (same id, seq and bytes). Returns how many.
     pub fn replay(&mut self, filter: &ScanFilter) -> Result<u64, StoreError> {
         let n = self.conn.execute(
-            "UPDATE events SET state = ?1, published_ms = NULL, first_published_ms = NULL
+            "UPDATE events SET state = ?1, published_ms = captured_ms, first_published_ms = NULL
              WHERE state > ?1 AND seq >= ?2 AND captured_ms >= ?3",
             params![QUEUED, filter.from_seq, filter.since_ms],
         )?;
@@ -288,9 +290,17 @@ fn mark_delivered(
     let mut count = tx.prepare_cached(
         "SELECT count(*), coalesce(sum(bytes), 0) FROM events WHERE seq BETWEEN ?1 AND ?2 AND state = 0",
     )?;
-    let mut change = tx.prepare_cached(if keep {
+    // Outside [confirm] the mark changes the row in place, at the same size: the state's 0 and
+    // 1 take no bytes, the time replaces a placeholder as wide (store.rs), and the first
+    // acknowledgement's time, which measures the confirm lag, stays NULL. A mark that grew
+    // the row would split its page once the page had no room: rows fill their pages on
+    // append. 2.0 pages written per commit instead of 2.8, 2.0 instead of 4.05 while pruning
+    // (`a_commit_of_a_few_events_writes_a_handful_of_pages`).
+    let mut change = tx.prepare_cached(if l.confirm {
         "UPDATE events SET state = 1, published_ms = ?3, first_published_ms = coalesce(first_published_ms, ?3)
          WHERE seq BETWEEN ?1 AND ?2 AND state = 0"
+    } else if keep {
+        "UPDATE events SET state = 1, published_ms = ?3 WHERE seq BETWEEN ?1 AND ?2 AND state = 0"
     } else {
         "DELETE FROM events WHERE seq BETWEEN ?1 AND ?2 AND state = 0 AND ?3 = ?3"
     })?;

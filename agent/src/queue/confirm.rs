@@ -66,7 +66,7 @@ impl Store {
         let mut out = Confirmed::default();
         let keep = limits.retain_events > 0;
         let action = if keep {
-            "UPDATE events SET state = 2, published_ms = coalesce(published_ms, ?3)"
+            "UPDATE events SET state = 2, published_ms = CASE WHEN state > 0 THEN coalesce(published_ms, ?3) ELSE ?3 END"
         } else {
             "DELETE FROM events"
         };

@@ -18,7 +18,10 @@
 //!   start of the table where pruning finds them; the queued ones follow, and both the oldest of
 //!   them and a publisher's fetch from the front are looked for from a seq below which there
 //!   are none (`Store::queued_from`, shared with the readers). [confirm] mode, whose states interleave, has partial
-//!   indexes on `seq` per state.
+//!   indexes on `seq` per state. A queued row carries `captured_ms` in `published_ms`, a
+//!   placeholder as wide as the time the delivered mark writes there: outside [confirm] the
+//!   mark rewrites the row at its size (`first_published_ms`, the confirm lag's start, stays
+//!   NULL), where a row that grew would split its page (appends fill the pages).
 //! - `dicts(id, topic, bytes, until_seq)` — per topic, an earlier payload its payloads are
 //!   packed against; a retired one (`until_seq` set) is deleted once no row uses it.
 //! - `meta(key, value)` — `next_seq` (the seq the next event gets; written by every commit

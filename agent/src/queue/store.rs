@@ -41,8 +41,11 @@ CREATE TABLE IF NOT EXISTS events (
                                       -- against dicts(dict) unless dict is NULL
     state        INTEGER NOT NULL DEFAULT 0, -- 0 queued, 1 published (broker acknowledged),
                                       -- 2 confirmed (by the consumer, [confirm] mode)
-    published_ms INTEGER,             -- when the broker last acknowledged it
-    first_published_ms INTEGER,       -- when the broker first acknowledged it (confirm lag)
+    published_ms INTEGER,             -- when the broker last acknowledged it (state > 0);
+                                      -- while queued, captured_ms: a placeholder as wide as
+                                      -- the time, so that the mark does not grow the row
+    first_published_ms INTEGER,       -- when the broker first acknowledged it (confirm lag;
+                                      -- [confirm] mode only)
     dict         INTEGER              -- the dictionary the payload is packed against
 );
 CREATE INDEX IF NOT EXISTS events_confirmed ON events (seq) WHERE state = 2;
@@ -494,7 +497,7 @@ impl Store {
         mut each: impl FnMut(ScannedRow) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT seq, state, published_ms, topic, payload, dict, bytes FROM events
+            "SELECT seq, state, CASE WHEN state > 0 THEN published_ms END, topic, payload, dict, bytes FROM events
              WHERE seq >= ?1 AND captured_ms >= ?2 AND (?3 = 0 OR state = 0)
              ORDER BY seq LIMIT ?4",
         )?;

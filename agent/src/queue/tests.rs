@@ -877,6 +877,63 @@ fn a_commit_of_a_few_events_writes_a_handful_of_pages() {
     }
 }
 
+/// Outside [confirm], marking events delivered rewrites their rows at the same size: a row
+/// that grew would split its page, since appends fill the pages. The table keeps its pages,
+/// and `queue scan` still shows no publication time for a queued row and the mark's for a
+/// delivered one (a replay puts the placeholder back).
+#[test]
+fn the_delivered_mark_does_not_grow_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let mut s = Store::open(&path, retaining(100_000, Overflow::Block)).unwrap();
+    let pages = |s: &Store| -> i64 {
+        s.conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap()
+    };
+    let mut batch: Vec<_> = (0..2_000).map(|i| event(&gs1_code(i))).collect();
+    let seqs = s.commit(&mut batch, &[], NOW).unwrap().seqs();
+    let before = pages(&s);
+    s.commit(&mut [], &seqs[..1_500], NOW + 5_000).unwrap();
+    assert_eq!(pages(&s), before, "the marks grew rows and split pages");
+    let scanned = |s: &Store| {
+        let mut out = Vec::new();
+        s.scan(
+            &super::ScanFilter {
+                from_seq: 1_499,
+                since_ms: 0,
+                queued_only: false,
+                limit: 3,
+            },
+            |r| {
+                out.push((r.seq, r.state, r.published_ms));
+                Ok(())
+            },
+        )
+        .unwrap();
+        out
+    };
+    assert_eq!(
+        scanned(&s),
+        [
+            (1_499, "published", Some(NOW + 5_000)),
+            (1_500, "published", Some(NOW + 5_000)),
+            (1_501, "queued", None)
+        ]
+    );
+    let filter = super::ScanFilter {
+        from_seq: 1_500,
+        since_ms: 0,
+        queued_only: false,
+        limit: 10,
+    };
+    assert_eq!(s.replay(&filter).unwrap(), 1);
+    assert_eq!(scanned(&s)[1], (1_500, "queued", None));
+    s.commit(&mut [], &[1_500], NOW + 9_000).unwrap();
+    assert_eq!(scanned(&s)[1], (1_500, "published", Some(NOW + 9_000)));
+    assert_eq!(pages(&s), before);
+}
+
 /// A clean stop leaves every event in the database file itself, even for a queue too small to
 /// have reached a checkpoint and with another connection still open (SQLite checkpoints only
 /// when the last connection closes, and never from a read-only one): a copy of `queue.db`
