@@ -66,18 +66,16 @@ impl Dedup {
         let (ring, expired) = (&self.ring, self.expired);
         let double = match self
             .latest
-            .find_mut(hash, |&p| &*ring[(p - expired) as usize].code == code)
+            .find_mut(hash, |&p| &*sighting(ring, expired, p).code == code)
         {
             Some(latest) => {
-                let seen = ring[(*latest - expired) as usize].at;
+                let seen = sighting(ring, expired, *latest).at;
                 *latest = position;
                 now.duration_since(seen) < self.window
             }
             None => {
-                let (ring, hasher) = (&self.ring, &self.hasher);
-                self.latest.insert_unique(hash, position, |&p| {
-                    hasher.hash_one(&ring[(p - expired) as usize].code)
-                });
+                let rehash = rehasher(ring, expired, &self.hasher);
+                self.latest.insert_unique(hash, position, rehash);
                 false
             }
         };
@@ -106,12 +104,25 @@ impl Dedup {
         if self.ring.capacity() > KEEP_CAPACITY && self.ring.len() * 4 < self.ring.capacity() {
             let keep = (self.ring.len() * 2).max(KEEP_CAPACITY);
             self.ring.shrink_to(keep);
-            let (ring, expired, hasher) = (&self.ring, self.expired, &self.hasher);
-            self.latest.shrink_to(keep, |&p| {
-                hasher.hash_one(&ring[(p - expired) as usize].code)
-            });
+            let rehash = rehasher(&self.ring, self.expired, &self.hasher);
+            self.latest.shrink_to(keep, rehash);
         }
     }
+}
+
+/// The sighting at `position`, in a ring whose front has position `expired`.
+fn sighting(ring: &VecDeque<Sighting>, expired: u64, position: u64) -> &Sighting {
+    &ring[(position - expired) as usize]
+}
+
+/// The table's hash of an entry (a position): its code's, for the table to move it when it
+/// grows or shrinks.
+fn rehasher<'a>(
+    ring: &'a VecDeque<Sighting>,
+    expired: u64,
+    hasher: &'a std::hash::RandomState,
+) -> impl Fn(&u64) -> u64 + 'a {
+    move |&p| hasher.hash_one(&sighting(ring, expired, p).code)
 }
 
 #[cfg(test)]
