@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::pack::{self, Current, Packing};
+use super::routes::{Routes, route};
 use super::store::{Limits, QUEUED, Row, ScanFilter, Store, StoreError, Totals};
 use crate::config::Overflow;
 use crate::event::{Event, Kind};
@@ -75,6 +76,8 @@ impl Store {
         let mut handovers: HashMap<String, (String, u64, bool)> = HashMap::new();
         // The dictionaries this commit makes or uses; the store's own change after it.
         let mut dicts = Dicts::default();
+        // The source and topic pairs this commit stores first.
+        let mut routes = Routes::default();
         // Rows deleted in this commit: `meta.next_seq` is then written too, since the highest
         // seq may be among them. Otherwise the highest row tells it ([`Store::open`]), and a
         // commit of appends touches no meta page.
@@ -83,7 +86,7 @@ impl Store {
             let mut ins = tx.prepare_cached(
                 // `published_ms` = `captured_ms`: the placeholder of a queued row (the schema, in
                 // store.rs), as wide as the time the delivered mark writes there.
-                "INSERT INTO events (seq, id, source, topic, captured_ms, bytes, payload, dict, published_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?5)",
+                "INSERT INTO events (seq, id, route, captured_ms, bytes, payload, dict, published_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?4)",
             )?;
             let mut upsert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO handovers (source, key, seq, valid) VALUES (?1, ?2, ?3, ?4)",
@@ -117,13 +120,12 @@ impl Store {
                 }
                 let seq = t.next_seq;
                 let e = &new.event;
-                let id = e.id.to_string();
                 let (dict, stored) = dicts.pack(&tx, &self.packer, &new.topic, &payload, seq)?;
+                let route = route(&tx, &self.routes, &mut routes, &e.source, &new.topic)?;
                 ins.execute(params![
                     seq,
-                    id,
-                    e.source,
-                    new.topic,
+                    &e.id.as_bytes()[..],
+                    route,
                     e.captured_ms,
                     len,
                     stored,
@@ -131,7 +133,7 @@ impl Store {
                 ])?;
                 out.rows.push(Row {
                     seq,
-                    id,
+                    id: e.id.to_string(),
                     source: e.source.clone(),
                     topic: new.topic.clone(),
                     payload,
@@ -172,6 +174,7 @@ impl Store {
         self.totals = t;
         self.handovers.extend(handovers);
         self.packer.extend(dicts.current);
+        self.routes.extend(routes);
         self.retired_dicts = retired;
         self.queued_from.set(queued_from);
         Ok(out)

@@ -93,9 +93,11 @@ impl Store {
                     hits.push(row?);
                 }
             }
-            for id in &c.ids {
-                let rows =
-                    by_id.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            // Ids are stored as the UUID's bytes: one that is not a UUID names no event.
+            for id in c.ids.iter().filter_map(|id| uuid::Uuid::parse_str(id).ok()) {
+                let rows = by_id.query_map([&id.as_bytes()[..]], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
                 for row in rows {
                     hits.push(row?);
                 }

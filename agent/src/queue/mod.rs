@@ -6,7 +6,7 @@
 //! One SQLite database (rusqlite, bundled), `journal_mode=WAL`, `synchronous=FULL`, pages of
 //! 2 KiB for a new queue ([`store`]`::PAGE_SIZE`: less written per commit):
 //!
-//! - `events(seq INTEGER PRIMARY KEY, id, source, topic, captured_ms, bytes, payload, state,
+//! - `events(seq INTEGER PRIMARY KEY, id, route, captured_ms, bytes, payload, state,
 //!   published_ms, first_published_ms, dict)` — one row per event not yet delivered (`state` 0), plus the delivered ones
 //!   kept for `queue replay` (`state` 1, bounded by `retain_events`/`retain_bytes`/`retain_age`).
 //!   `payload` is the exact JSON that is published, seq included, so every (re)publication of
@@ -21,7 +21,11 @@
 //!   indexes on `seq` per state. A queued row carries `captured_ms` in `published_ms`, a
 //!   placeholder as wide as the time the delivered mark writes there: outside [confirm] the
 //!   mark rewrites the row at its size (`first_published_ms`, the confirm lag's start, stays
-//!   NULL), where a row that grew would split its page (appends fill the pages).
+//!   NULL), where a row that grew would split its page (appends fill the pages). `id` is the
+//!   UUID's 16 bytes and `route` names the row's source and topic in `routes`: the fewer bytes
+//!   a row has, the fewer commits take a new page.
+//! - `routes(id, source, topic)` — each source and topic pair the events are published on,
+//!   once.
 //! - `dicts(id, topic, bytes, until_seq)` — per topic, an earlier payload its payloads are
 //!   packed against; a retired one (`until_seq` set) is deleted once no row uses it.
 //! - `meta(key, value)` — `next_seq` (the seq the next event gets; written by every commit
@@ -32,9 +36,9 @@
 //!   stopped between commit and acknowledgement, the commit is repeated, not duplicated.
 //! - `context(id = 1, revision, state)` — the line context MES pushed down, as JSON
 //!   ([`crate::context`]); stored before a context command is answered.
-//! - `PRAGMA user_version` — the schema version ([`store`]); 2 since payloads are packed. A
-//!   queue of version 1 is migrated at open, in one transaction: its rows stay as they were
-//!   (`dict` NULL) and are published as they are.
+//! - `PRAGMA user_version` — the schema version ([`store`]); 3 since ids are stored as bytes
+//!   and sources and topics once. A queue of version 1 or 2 is migrated at open, in one
+//!   transaction ([`migrate`]); its payloads stay as they were and are published as they are.
 //!
 //! # Invariants
 //!
@@ -78,8 +82,10 @@
 mod checkpoint;
 mod commit;
 pub mod confirm;
+mod migrate;
 mod pack;
 pub mod recover;
+mod routes;
 pub mod store;
 mod tail;
 mod writer;
@@ -90,6 +96,8 @@ pub use pack::UnpackError;
 pub use store::{Limits, Row, ScanFilter, ScannedRow, Stats, Store, StoreError};
 pub use writer::{Queue, QueueClosed, spawn};
 
+#[cfg(test)]
+mod migrate_tests;
 #[cfg(test)]
 mod pack_tests;
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The stored side of packing ([`super::pack`]): what is on disk, what comes back, the
-//! dictionaries' life, and a queue made before packing.
+//! dictionaries' life.
 
 use rusqlite::Connection;
 
@@ -151,67 +151,4 @@ fn a_missing_or_damaged_dictionary_is_an_error_not_other_bytes() {
     let s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
     let err = s.fetch(0, 10).unwrap_err();
     assert!(err.to_string().contains("dictionary 1 is missing"), "{err}");
-}
-
-/// The schema of the first version of the queue, as a queue made then has it.
-const SCHEMA_1: &str = "
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, topic TEXT NOT NULL,
-    captured_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, payload BLOB NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0, published_ms INTEGER, first_published_ms INTEGER
-);
-CREATE INDEX events_queued ON events (seq) WHERE state = 0;
-CREATE INDEX events_published ON events (seq) WHERE state = 1;
-CREATE INDEX events_confirmed ON events (seq) WHERE state = 2;
-CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE context (id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL, state TEXT NOT NULL);
-CREATE TABLE handovers (source TEXT PRIMARY KEY, key TEXT NOT NULL, seq INTEGER NOT NULL, valid INTEGER NOT NULL);
-PRAGMA user_version = 1;
-";
-
-#[test]
-fn a_queue_of_schema_1_is_migrated_and_its_rows_published_as_they_were() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let old = br#"{"schema":"tracegate.event/1","seq":1,"code":{"text":"before"}}"#;
-    {
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch(SCHEMA_1).unwrap();
-        c.execute(
-            "INSERT INTO events (seq, id, source, topic, captured_ms, bytes, payload)
-             VALUES (1, 'id-1', 'src', 't/st/src/scan', 0, ?1, ?2)",
-            rusqlite::params![old.len(), &old[..]],
-        )
-        .unwrap();
-    }
-    let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
-    let mut batch = [event(&gs1_code(2))];
-    let new = s.commit(&mut batch, &[], NOW).unwrap().rows;
-    assert_eq!(new[0].seq, 2, "seqs go on after the old rows");
-    let rows = s.fetch(0, 10).unwrap();
-    assert_eq!(rows[0].payload, old);
-    assert_eq!(rows[1], new[0]);
-    drop(s);
-    let c = Connection::open(&path).unwrap();
-    let version: i64 = c
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 2);
-    // Without [confirm], the index of the delivered rows is gone (it cost every commit a page).
-    let indexed: i64 = c
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'events_published'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(indexed, 0);
-    // Opening again is not a second migration.
-    assert_eq!(
-        Store::open(&path, limits(100, Overflow::Block))
-            .unwrap()
-            .fetch(0, 10)
-            .unwrap(),
-        rows
-    );
 }

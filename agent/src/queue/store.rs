@@ -10,12 +10,13 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::pack::{self, DictCache, UnpackError};
+use super::routes::Routes;
 use crate::config::Overflow;
 use crate::context::ContextState;
 
-/// Schema version in `PRAGMA user_version`. 2: payloads packed ([`super::pack`]); a queue of
-/// version 1 is migrated at open (a column and a table are added; its rows stay as they are).
-const SCHEMA_VERSION: i64 = 2;
+/// Schema version in `PRAGMA user_version`. 2: payloads packed ([`super::pack`]). 3: an
+/// event's id stored as its 16 bytes and its source and topic as a number ([`super::migrate`]).
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// The page size of a new queue database, in bytes. Every page a commit changes is written
 /// whole to the WAL (and again by the checkpoint), and a commit at ordinary rates changes a
@@ -29,12 +30,11 @@ const SCHEMA_VERSION: i64 = 2;
 /// pages.
 pub(super) const PAGE_SIZE: i64 = 2048;
 
-const SCHEMA: &str = "
+pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq          INTEGER PRIMARY KEY, -- gap-free per agent, assigned at commit
-    id           TEXT    NOT NULL,    -- UUIDv7, the consumers' idempotency key
-    source       TEXT    NOT NULL,    -- the source's id
-    topic        TEXT    NOT NULL,    -- where the payload is published
+    id           BLOB    NOT NULL,    -- the UUIDv7's 16 bytes, the consumers' idempotency key
+    route        INTEGER NOT NULL,    -- routes(id): the source and the topic
     captured_ms  INTEGER NOT NULL,    -- capture time, ms since the epoch
     bytes        INTEGER NOT NULL,    -- the payload's length (unpacked), for the byte limits
     payload      BLOB    NOT NULL,    -- the exact JSON published, on every attempt; packed
@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS events (
     first_published_ms INTEGER,       -- when the broker first acknowledged it (confirm lag;
                                       -- [confirm] mode only)
     dict         INTEGER              -- the dictionary the payload is packed against
+);
+CREATE TABLE IF NOT EXISTS routes (
+    id     INTEGER PRIMARY KEY,       -- what events.route names
+    source TEXT    NOT NULL,          -- the source's id
+    topic  TEXT    NOT NULL,          -- where its events are published
+    UNIQUE (source, topic)
 );
 CREATE INDEX IF NOT EXISTS events_confirmed ON events (seq) WHERE state = 2;
 CREATE TABLE IF NOT EXISTS dicts (
@@ -187,6 +193,8 @@ pub struct Store {
     pub(super) packer: HashMap<String, pack::Current>,
     /// Retired dictionaries not yet deleted.
     pub(super) retired_dicts: u64,
+    /// The `routes` table: the number a row stores for its source and topic.
+    pub(super) routes: Routes,
     /// Dictionaries for the reads through this connection.
     read_dicts: RefCell<DictCache>,
     /// No queued row has a lower seq (outside [confirm] mode; see [`Store::queued_from`]).
@@ -253,16 +261,7 @@ impl Store {
             });
         }
         if version < SCHEMA_VERSION {
-            // One transaction: a migration stopped halfway leaves version 1 as it was.
-            let alter = if version == 1 {
-                "ALTER TABLE events ADD COLUMN dict INTEGER;"
-            } else {
-                ""
-            };
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {alter} {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .map_err(open_err)?;
+            super::migrate::migrate(&conn, version).map_err(open_err)?;
         }
         let mut store = Store {
             conn,
@@ -271,6 +270,7 @@ impl Store {
             handovers: HashMap::new(),
             packer: HashMap::new(),
             retired_dicts: 0,
+            routes: Routes::default(),
             read_dicts: RefCell::new(DictCache::default()),
             queued_from: Cell::new(0),
         };
@@ -358,6 +358,7 @@ impl Store {
             ))
         })?;
         self.packer = rows.collect::<Result<_, _>>()?;
+        self.routes = Routes::load(&self.conn)?;
         self.retired_dicts = self.conn.query_row(
             "SELECT count(*) FROM dicts WHERE until_seq IS NOT NULL",
             [],
@@ -499,9 +500,11 @@ impl Store {
         mut each: impl FnMut(ScannedRow) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT seq, state, CASE WHEN state > 0 THEN published_ms END, topic, payload, dict, bytes FROM events
-             WHERE seq >= ?1 AND captured_ms >= ?2 AND (?3 = 0 OR state = 0)
-             ORDER BY seq LIMIT ?4",
+            "SELECT e.seq, e.state, CASE WHEN e.state > 0 THEN e.published_ms END, r.topic, e.payload,
+                    e.dict, e.bytes
+             FROM events e CROSS JOIN routes r ON r.id = e.route
+             WHERE e.seq >= ?1 AND e.captured_ms >= ?2 AND (?3 = 0 OR e.state = 0)
+             ORDER BY e.seq LIMIT ?4",
         )?;
         let mut rows = stmt.query(params![
             filter.from_seq,
@@ -578,21 +581,33 @@ pub(super) fn fetch(
     limit: usize,
 ) -> Result<Vec<Row>, StoreError> {
     let mut stmt = conn.prepare_cached(
-            "SELECT seq, id, source, topic, payload, dict, bytes FROM events WHERE state = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
+        // CROSS JOIN: SQLite keeps the events as the outer loop, in seq order.
+        "SELECT e.seq, e.id, r.source, r.topic, e.payload, e.dict, e.bytes
+             FROM events e CROSS JOIN routes r ON r.id = e.route
+             WHERE e.state = 0 AND e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+    )?;
     let mut rows = stmt.query(params![after, limit as u64])?;
     let mut out = Vec::with_capacity(limit.min(1024));
     while let Some(r) = rows.next()? {
         let seq = r.get(0)?;
         out.push(Row {
             seq,
-            id: r.get(1)?,
+            id: uuid_text(&r.get::<_, Vec<u8>>(1)?),
             source: r.get(2)?,
             topic: r.get(3)?,
             payload: unpacked(conn, dicts, seq, r.get(4)?, r.get(5)?, r.get(6)?)?,
         });
     }
     Ok(out)
+}
+
+/// An event id as stored (the UUID's 16 bytes) in its usual text form. Anything else, which
+/// only a file written by something other than the agent could hold, is shown as hex.
+fn uuid_text(bytes: &[u8]) -> String {
+    match uuid::Uuid::from_slice(bytes) {
+        Ok(id) => id.to_string(),
+        Err(_) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    }
 }
 
 /// The payload of row `seq` as published: `stored` itself, or unpacked against its dictionary

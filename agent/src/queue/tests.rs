@@ -73,7 +73,7 @@ pub(super) fn limits(max_events: u64, overflow: Overflow) -> Limits {
 }
 
 /// `limits` keeping up to 1,000 delivered events (1 MiB, an hour) for replay.
-fn retaining(max_events: u64, overflow: Overflow) -> Limits {
+pub(super) fn retaining(max_events: u64, overflow: Overflow) -> Limits {
     Limits {
         retain_events: 1000,
         retain_bytes: 1 << 20,
