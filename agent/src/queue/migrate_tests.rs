@@ -4,8 +4,8 @@
 use rusqlite::{Connection, params};
 
 use super::Confirmation;
-use super::store::{ScanFilter, Store};
-use super::tests::{NOW, event, gs1_code, limits, retaining};
+use super::store::Store;
+use super::tests::{EVERY_EVENT, NOW, event, gs1_code, limits, retaining};
 use crate::config::Overflow;
 
 const ID_1: &str = "019ad5e1-3c2b-7f00-8a00-000000000001";
@@ -143,13 +143,7 @@ fn a_queue_of_schema_2_keeps_every_event_its_id_source_topic_and_state() {
     );
     assert_eq!(queued[1].payload, br#"{"seq":3,"source":"other"}"#);
     let mut scanned = Vec::new();
-    let all = ScanFilter {
-        from_seq: 0,
-        since_ms: 0,
-        queued_only: false,
-        limit: u64::MAX,
-    };
-    s.scan(&all, |r| {
+    s.scan(&EVERY_EVENT, |r| {
         scanned.push((r.seq, r.state, r.published_ms, r.topic));
         Ok(())
     })

@@ -5,8 +5,8 @@ use rusqlite::Connection;
 
 use super::StoreError;
 use super::pack::REFRESH_AFTER;
-use super::store::{Row, ScanFilter, Store};
-use super::tests::{NOW, event, gs1_code, incompressible, limits};
+use super::store::{Row, Store};
+use super::tests::{EVERY_EVENT, NOW, event, gs1_code, incompressible, limits};
 use crate::config::Overflow;
 
 /// (stored payload bytes, unpacked payload bytes, dictionaries) in the file at `path`.
@@ -23,13 +23,7 @@ fn on_disk(path: &std::path::Path) -> (i64, i64, i64) {
 
 fn all_payloads(s: &Store) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let filter = ScanFilter {
-        from_seq: 0,
-        since_ms: 0,
-        queued_only: false,
-        limit: u64::MAX,
-    };
-    s.scan(&filter, |r| {
+    s.scan(&EVERY_EVENT, |r| {
         out.push(r.payload);
         Ok(())
     })

@@ -95,6 +95,14 @@ fn spawn_writer(store: Store) -> (super::Queue, std::thread::JoinHandle<()>) {
 
 pub(super) const NOW: i64 = 1_795_000_000_000;
 
+/// A scan or replay of every event.
+pub(super) const EVERY_EVENT: super::ScanFilter = super::ScanFilter {
+    from_seq: 0,
+    since_ms: 0,
+    queued_only: false,
+    limit: u64::MAX,
+};
+
 #[test]
 fn seqs_stay_gap_free_across_reopen_even_after_every_row_was_delivered() {
     let dir = tempfile::tempdir().unwrap();
@@ -655,13 +663,7 @@ async fn rows_served_from_memory_are_the_rows_the_database_would_give() {
     assert_eq!(queue.fetch(0, 100).await.unwrap(), Vec::new());
     assert_eq!(queue.fetch(5, 100).await.unwrap(), Vec::new());
     // A replay puts them back: memory must not answer "nothing" for them.
-    let all = super::ScanFilter {
-        from_seq: 0,
-        since_ms: 0,
-        queued_only: false,
-        limit: u64::MAX,
-    };
-    assert_eq!(queue.replay(all).await.unwrap(), 10);
+    assert_eq!(queue.replay(EVERY_EVENT).await.unwrap(), 10);
     assert_eq!(
         fetched(&queue.fetch(0, 100).await.unwrap()),
         (1..=10).collect::<Vec<_>>()
