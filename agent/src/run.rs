@@ -164,6 +164,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         control = %socket.display(),
         "tracegate running"
     );
+    match crate::ops::footprint::release_startup_pages() {
+        Ok(bytes) => tracing::debug!(bytes, "start-up's pages of the binary handed back"),
+        Err(e) => tracing::debug!(error = %e, "start-up's pages of the binary stay resident"),
+    }
 
     wait_for_stop_signal().await;
     notify::stopping();
