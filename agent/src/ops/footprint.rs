@@ -22,7 +22,7 @@ use std::path::Path;
 
 /// The read-only mappings of `exe` in a `/proc/<pid>/maps` text: its code and its constant
 /// data, not its writable data (which holds state) nor anything of other files.
-pub fn readonly_mappings(maps: &str, exe: &Path) -> Vec<Range<usize>> {
+fn readonly_mappings(maps: &str, exe: &Path) -> Vec<Range<usize>> {
     let exe = exe.to_string_lossy();
     maps.lines()
         .filter_map(|line| {
