@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::pack::{self, Current, Packing};
+use super::pack::{self, Current, Hint, Packing};
 use super::routes::{Routes, route};
 use super::store::{Limits, QUEUED, Row, ScanFilter, Store, StoreError, Totals};
 use crate::config::Overflow;
@@ -120,7 +120,8 @@ impl Store {
                 }
                 let seq = t.next_seq;
                 let e = &new.event;
-                let (dict, stored) = dicts.pack(&tx, &self.packer, &new.topic, &payload, seq)?;
+                let hint = Hint { id: e.id, seq };
+                let (dict, stored) = dicts.pack(&tx, &self.packer, &new.topic, &payload, &hint)?;
                 let route = route(&tx, &self.routes, &mut routes, &e.source, &new.topic)?;
                 ins.execute(params![
                     seq,
@@ -204,16 +205,16 @@ struct Dicts {
 }
 
 impl Dicts {
-    /// What to store for `payload` (event `seq` of `topic`): its dictionary and the packed
-    /// bytes, or no dictionary and the payload as it is. Makes the payload the topic's new
-    /// dictionary when [`pack::pack`] says so, retiring the one before it.
+    /// What to store for `payload` (of `topic`, the event `hint` names): its dictionary and
+    /// the packed bytes, or no dictionary and the payload as it is. Makes the payload the
+    /// topic's new dictionary when [`pack::pack`] says so, retiring the one before it.
     fn pack<'p>(
         &mut self,
         tx: &Transaction<'_>,
         before: &HashMap<String, Current>,
         topic: &str,
         payload: &'p [u8],
-        seq: u64,
+        hint: &Hint,
     ) -> rusqlite::Result<(Option<i64>, Cow<'p, [u8]>)> {
         if !self.current.contains_key(topic)
             && let Some(c) = before.get(topic)
@@ -221,7 +222,7 @@ impl Dicts {
             self.current.insert(topic.to_owned(), c.clone());
         }
         let current = self.current.get_mut(topic);
-        match pack::pack(payload, current.as_deref()) {
+        match pack::pack(payload, current.as_deref(), hint) {
             Packing::Packed { dict, bytes } => {
                 if let Some(c) = current {
                     c.used += 1;
@@ -232,10 +233,10 @@ impl Dicts {
             Packing::NewDict => {
                 if let Some(old) = current {
                     tx.prepare_cached("UPDATE dicts SET until_seq = ?2 WHERE id = ?1")?
-                        .execute(params![old.id, seq])?;
+                        .execute(params![old.id, hint.seq])?;
                     self.retired += 1;
                 }
-                tx.prepare_cached("INSERT INTO dicts (topic, bytes) VALUES (?1, ?2)")?
+                tx.prepare_cached("INSERT INTO dicts (topic, bytes, hinted) VALUES (?1, ?2, 1)")?
                     .execute(params![topic, payload])?;
                 let id = tx.last_insert_rowid();
                 self.current.insert(
@@ -244,9 +245,13 @@ impl Dicts {
                         id,
                         bytes: payload.into(),
                         used: 1,
+                        hinted: true,
                     },
                 );
-                Ok((Some(id), Cow::Owned(pack::pack_against(payload, payload))))
+                Ok((
+                    Some(id),
+                    Cow::Owned(pack::pack_against(payload, payload, Some(hint))),
+                ))
             }
         }
     }

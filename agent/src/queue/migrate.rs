@@ -11,6 +11,9 @@
 //!   freelist and the header) half as often (docs/performance.md). The table is copied into
 //!   the new layout: a queue of a million events takes some seconds, and the WAL grows by
 //!   the table's size until the next checkpoint.
+//! - 3 → 4: `dicts.hinted` is added, 0 for the dictionaries there are: their rows stay as
+//!   they were packed. The next event of each topic makes a new, hinted dictionary
+//!   ([`super::pack::Hint`]) and retires the old one.
 
 use rusqlite::Connection;
 
@@ -21,6 +24,10 @@ pub(super) fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
     let mut steps = String::from("BEGIN IMMEDIATE;");
     if version == 1 {
         steps.push_str("ALTER TABLE events ADD COLUMN dict INTEGER;");
+    }
+    if (2..=3).contains(&version) {
+        // The schema below makes `dicts` only where there is none (version 1).
+        steps.push_str("ALTER TABLE dicts ADD COLUMN hinted INTEGER NOT NULL DEFAULT 0;");
     }
     if (1..=2).contains(&version) {
         // The old table and its indexes step aside, so that the schema below creates the new

@@ -57,7 +57,7 @@ fn a_queue_of_schema_1_is_migrated_and_its_rows_published_as_they_were() {
     let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     // Without [confirm], the index of the delivered rows is gone (it cost every commit a page).
     let indexed: i64 = c
         .query_row(
@@ -170,12 +170,86 @@ fn a_queue_of_schema_2_keeps_every_event_its_id_source_topic_and_state() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!((version, routes, old), (3, 2, 0));
+    assert_eq!((version, routes, old), (4, 2, 0));
     assert_eq!(
         c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
             .unwrap(),
         "ok"
     );
+}
+
+/// Version 3's tables that version 4 changed (`dicts` has no `hinted`); the others are as
+/// they are now.
+const SCHEMA_3: &str = "
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY, id BLOB NOT NULL, route INTEGER NOT NULL,
+    captured_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, payload BLOB NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0, published_ms INTEGER, first_published_ms INTEGER,
+    dict INTEGER
+);
+CREATE TABLE routes (id INTEGER PRIMARY KEY, source TEXT NOT NULL, topic TEXT NOT NULL, UNIQUE (source, topic));
+CREATE INDEX events_confirmed ON events (seq) WHERE state = 2;
+CREATE TABLE dicts (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, bytes BLOB NOT NULL, until_seq INTEGER);
+PRAGMA user_version = 3;
+";
+
+/// A version 3 queue packed its payloads against the dictionary alone. They are published as
+/// they were; the topic's next event makes a dictionary with hints, and the old one goes
+/// once no row uses it.
+#[test]
+fn a_queue_of_schema_3_publishes_its_packed_rows_and_packs_new_ones_with_hints() {
+    use super::pack::pack_against;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let topic = "t/st/src/scan";
+    let dict = br#"{"schema":"tracegate.event/1","id":"019ad5e1-3c2b-7f00-8a00-000000000001","seq":1,"code":{"text":"first"}}"#;
+    let old = br#"{"schema":"tracegate.event/1","id":"019ad5e1-3c2b-7f00-8a00-000000000002","seq":2,"code":{"text":"second"}}"#;
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(SCHEMA_3).unwrap();
+        c.execute_batch(super::store::SCHEMA).unwrap();
+        c.execute(
+            "INSERT INTO routes (id, source, topic) VALUES (1, 'src', ?1)",
+            [topic],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO dicts (id, topic, bytes) VALUES (1, ?1, ?2)",
+            params![topic, &dict[..]],
+        )
+        .unwrap();
+        for (seq, payload) in [(1u64, &dict[..]), (2, &old[..])] {
+            let id = uuid::Uuid::parse_str(IDS[seq as usize - 1]).unwrap();
+            c.execute(
+                "INSERT INTO events (seq, id, route, captured_ms, bytes, payload, dict, published_ms)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, 1, ?3)",
+                params![seq, &id.as_bytes()[..], NOW, payload.len(), pack_against(payload, dict, None)],
+            )
+            .unwrap();
+        }
+    }
+    let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
+    let before = s.fetch(0, 10).unwrap();
+    assert_eq!(
+        before.iter().map(|r| &r.payload[..]).collect::<Vec<_>>(),
+        [&dict[..], &old[..]]
+    );
+    let new = s.commit(&mut [event(&gs1_code(3))], &[], NOW).unwrap().rows;
+    assert_eq!(s.fetch(2, 10).unwrap(), new);
+    let c = Connection::open(&path).unwrap();
+    let dicts = |c: &Connection| -> Vec<(i64, Option<i64>, bool)> {
+        c.prepare("SELECT id, until_seq, hinted FROM dicts ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(dicts(&c), [(1, Some(3), false), (2, None, true)]);
+    // The old rows are delivered (and deleted: no retention); their dictionary goes with them.
+    s.commit(&mut [event(&gs1_code(4))], &[1, 2], NOW).unwrap();
+    assert_eq!(dicts(&c), [(2, None, true)]);
+    assert_eq!(s.fetch(0, 10).unwrap().len(), 2);
 }
 
 #[test]

@@ -26,8 +26,10 @@
 //!   a row has, the fewer commits take a new page.
 //! - `routes(id, source, topic)` — each source and topic pair the events are published on,
 //!   once.
-//! - `dicts(id, topic, bytes, until_seq)` — per topic, an earlier payload its payloads are
-//!   packed against; a retired one (`until_seq` set) is deleted once no row uses it.
+//! - `dicts(id, topic, bytes, until_seq, hinted)` — per topic, an earlier payload its
+//!   payloads are packed against, followed (`hinted`) by the row's own id and seq, which the
+//!   row stores anyway and the payload spells out; a retired one (`until_seq` set) is deleted
+//!   once no row uses it.
 //! - `meta(key, value)` — `next_seq` (the seq the next event gets; written by every commit
 //!   that deletes rows, so it survives deleting the highest ones; a commit that only appends
 //!   leaves it alone, the highest row tells it then) and `dropped_total` (events deleted undelivered by `drop_oldest`).
@@ -37,8 +39,9 @@
 //! - `context(id = 1, revision, state)` — the line context MES pushed down, as JSON
 //!   ([`crate::context`]); stored before a context command is answered.
 //! - `PRAGMA user_version` — the schema version ([`store`]); 3 since ids are stored as bytes
-//!   and sources and topics once. A queue of version 1 or 2 is migrated at open, in one
-//!   transaction ([`migrate`]); its payloads stay as they were and are published as they are.
+//!   and sources and topics once, 4 since payloads are packed with hints. A queue of an
+//!   earlier version is migrated at open, in one transaction ([`migrate`]); its payloads stay
+//!   as they were and are published as they are.
 //!
 //! # Invariants
 //!

@@ -19,6 +19,13 @@
 //! - `events.dict`: the dictionary a row's payload is packed against; NULL for a payload
 //!   stored as it is (rows of a queue made before packing, or a payload packing would not
 //!   shrink). `events.bytes` is always the payload's unpacked length.
+//! - `dicts.hinted`: 1 for a dictionary made since schema 4. The payloads packed against it
+//!   had as their history the dictionary followed by the row's own [`Hint`]: its id and seq,
+//!   in the form the payload spells them. The id is a UUIDv7, ~19 random hex digits that no
+//!   earlier payload has, which LZ4 (no entropy coding) would store as some 30 literal bytes
+//!   with the hyphens and the seq; against the hint they are one match of 3 bytes. The row
+//!   stores both anyway (`id`, `seq`), so the reader rebuilds the same history. 0: a
+//!   dictionary of an older queue, whose payloads were packed against it alone.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +45,41 @@ pub struct Current {
     pub bytes: Arc<[u8]>,
     /// Events packed against it since this agent started.
     pub used: u64,
+    /// Whether its payloads are packed with their [`Hint`] (`dicts.hinted`). One that is not,
+    /// from an older queue, is replaced by the next payload of its topic.
+    pub hinted: bool,
+}
+
+/// What a row stores beside its payload and the payload also spells out: added to the history
+/// a hinted dictionary's payloads are packed against. Part of the stored format: the text it
+/// makes ([`Hint::text`]) must never change, or rows packed with it would not unpack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hint {
+    /// The event's id (`events.id`).
+    pub id: uuid::Uuid,
+    /// Its seq (`events.seq`).
+    pub seq: u64,
+}
+
+impl Hint {
+    /// `"id":"<the UUID, hyphenated, lowercase>","seq":<decimal>,` as the event's JSON has it.
+    fn text(&self) -> String {
+        format!("\"id\":\"{}\",\"seq\":{},", self.id.hyphenated(), self.seq)
+    }
+}
+
+/// The history a payload is packed against: the dictionary, then the hint's text if any.
+fn history<'d>(dict: &'d [u8], hint: Option<&Hint>) -> std::borrow::Cow<'d, [u8]> {
+    match hint {
+        None => std::borrow::Cow::Borrowed(dict),
+        Some(h) => {
+            let text = h.text();
+            let mut out = Vec::with_capacity(dict.len() + text.len());
+            out.extend_from_slice(dict);
+            out.extend_from_slice(text.as_bytes());
+            std::borrow::Cow::Owned(out)
+        }
+    }
 }
 
 /// What to store for one payload.
@@ -52,13 +94,13 @@ pub enum Packing {
     Raw,
 }
 
-/// Packs `payload` against `current` (the topic's dictionary, if it has one), or says that it
-/// should become the new one.
-pub fn pack(payload: &[u8], current: Option<&Current>) -> Packing {
-    let Some(c) = current else {
+/// Packs `payload` (the row's `hint`) against `current` (the topic's dictionary, if it has
+/// one), or says that it should become the new one.
+pub fn pack(payload: &[u8], current: Option<&Current>, hint: &Hint) -> Packing {
+    let Some(c) = current.filter(|c| c.hinted) else {
         return Packing::NewDict;
     };
-    let bytes = pack_against(payload, &c.bytes);
+    let bytes = pack_against(payload, &c.bytes, Some(hint));
     if bytes.len() * 100 > payload.len() * REFRESH_ABOVE_PERCENT && c.used >= REFRESH_AFTER {
         return Packing::NewDict;
     }
@@ -68,9 +110,9 @@ pub fn pack(payload: &[u8], current: Option<&Current>) -> Packing {
     Packing::Packed { dict: c.id, bytes }
 }
 
-/// The LZ4 block of `payload` with `dict` as its preceding history.
-pub fn pack_against(payload: &[u8], dict: &[u8]) -> Vec<u8> {
-    lz4_flex::block::compress_with_dict(payload, dict)
+/// The LZ4 block of `payload` with `dict`, then the `hint` if any, as its preceding history.
+pub fn pack_against(payload: &[u8], dict: &[u8], hint: Option<&Hint>) -> Vec<u8> {
+    lz4_flex::block::compress_with_dict(payload, &history(dict, hint))
 }
 
 /// Why a stored payload could not be unpacked.
@@ -82,15 +124,23 @@ pub enum UnpackError {
     Lz4(#[from] lz4_flex::block::DecompressError),
     #[error("unpacked to {got} bytes, its length says {want}")]
     Length { got: usize, want: usize },
+    #[error("its id is not a UUID, and its dictionary needs it")]
+    Id,
 }
 
-/// The payload `stored` unpacks to, given its dictionary and unpacked length.
-pub fn unpack(stored: &[u8], dict: &[u8], len: usize) -> Result<Vec<u8>, UnpackError> {
+/// The payload `stored` unpacks to, given its dictionary, its hint (for a hinted dictionary)
+/// and its unpacked length.
+pub fn unpack(
+    stored: &[u8],
+    dict: &[u8],
+    hint: Option<&Hint>,
+    len: usize,
+) -> Result<Vec<u8>, UnpackError> {
     // An LZ4 block expands at most ~255-fold: a damaged length is not an allocation.
     if len > stored.len().saturating_mul(255).saturating_add(64) {
         return Err(UnpackError::Length { got: 0, want: len });
     }
-    let out = lz4_flex::block::decompress_with_dict(stored, len, dict)?;
+    let out = lz4_flex::block::decompress_with_dict(stored, len, &history(dict, hint))?;
     if out.len() != len {
         return Err(UnpackError::Length {
             got: out.len(),
@@ -100,22 +150,25 @@ pub fn unpack(stored: &[u8], dict: &[u8], len: usize) -> Result<Vec<u8>, UnpackE
     Ok(out)
 }
 
+/// A dictionary as the readers need it: its bytes and whether it is hinted.
+pub type Dict = (Arc<[u8]>, bool);
+
 /// Dictionaries by id, for reads. Filled on demand by the caller (which has the connection).
 #[derive(Debug, Default)]
 pub struct DictCache {
-    dicts: HashMap<i64, Arc<[u8]>>,
+    dicts: HashMap<i64, Dict>,
 }
 
 impl DictCache {
-    pub fn get(&self, id: i64) -> Option<Arc<[u8]>> {
+    pub fn get(&self, id: i64) -> Option<Dict> {
         self.dicts.get(&id).cloned()
     }
 
-    pub fn insert(&mut self, id: i64, bytes: Arc<[u8]>) {
+    pub fn insert(&mut self, id: i64, dict: Dict) {
         if self.dicts.len() >= CACHED_AT_MOST {
             self.dicts.clear();
         }
-        self.dicts.insert(id, bytes);
+        self.dicts.insert(id, dict);
     }
 }
 
@@ -137,12 +190,94 @@ mod tests {
             id: 7,
             bytes: bytes.into(),
             used,
+            hinted: true,
+        }
+    }
+
+    /// The hint of `event(serial, …)`: the id and seq it spells.
+    fn hint(serial: u32) -> Hint {
+        Hint {
+            id: format!("019ad5e1-3c2b-7f00-8a00-{serial:012x}")
+                .parse()
+                .unwrap(),
+            seq: serial.into(),
         }
     }
 
     #[test]
     fn a_first_payload_becomes_the_dictionary() {
-        assert_eq!(pack(&event(1, "WO-1"), None), Packing::NewDict);
+        assert_eq!(pack(&event(1, "WO-1"), None, &hint(1)), Packing::NewDict);
+    }
+
+    /// A dictionary of an older queue, whose payloads were packed without hints, is replaced
+    /// by the next payload of its topic: new rows are packed with theirs.
+    #[test]
+    fn a_dictionary_without_hints_is_replaced() {
+        let old = Current {
+            hinted: false,
+            ..current(event(1, "WO-1"), 5)
+        };
+        assert_eq!(
+            pack(&event(2, "WO-1"), Some(&old), &hint(2)),
+            Packing::NewDict
+        );
+    }
+
+    /// The random part of a UUIDv7 is what no earlier payload has: with the row's id and seq
+    /// in the history, a line's event packs to at least 20 bytes less.
+    #[test]
+    fn the_rows_id_and_seq_in_the_history_save_what_the_dictionary_cannot() {
+        let dict = current(event(1, "WO-4711"), 5);
+        let id = uuid::Uuid::now_v7();
+        let payload = String::from_utf8(event(2, "WO-4711"))
+            .unwrap()
+            .replace(&hint(2).id.to_string(), &id.to_string())
+            .replace("\"seq\":2,", "\"seq\":1234567,")
+            .into_bytes();
+        let h = Hint { id, seq: 1_234_567 };
+        let with = pack_against(&payload, &dict.bytes, Some(&h));
+        let without = pack_against(&payload, &dict.bytes, None);
+        assert!(
+            with.len() + 20 <= without.len(),
+            "{} bytes with the hint, {} without",
+            with.len(),
+            without.len()
+        );
+        assert_eq!(
+            unpack(&with, &dict.bytes, Some(&h), payload.len()).unwrap(),
+            payload
+        );
+        // Without the hint the same bytes do not give the payload back.
+        assert_ne!(
+            unpack(&with, &dict.bytes, None, payload.len()).ok(),
+            Some(payload)
+        );
+    }
+
+    /// The hint's text is part of the stored format: bytes packed by this version must unpack
+    /// with every later one. These were packed once and are kept as they were.
+    #[test]
+    fn rows_packed_with_a_hint_unpack_the_same_in_every_version() {
+        let dict = br#"{"schema":"tracegate.event/1","id":"019ad5e1-3c2b-7f00-8a00-000000000001","seq":1,"kind":"scan"}"#;
+        let payload = br#"{"schema":"tracegate.event/1","id":"019af0c4-77aa-7b3c-9d21-5e6f708192a3","seq":987654,"kind":"scan"}"#;
+        let h = Hint {
+            id: "019af0c4-77aa-7b3c-9d21-5e6f708192a3".parse().unwrap(),
+            seq: 987_654,
+        };
+        // pack_against(payload, dict, Some(&h)) in the version that introduced hints: the
+        // payload's start from the dictionary, its id and seq from the hint, `scan"}` as
+        // literals.
+        let stored = [
+            15, 153, 0, 21, 15, 87, 0, 28, 4, 158, 0, 96, 115, 99, 97, 110, 34, 125,
+        ];
+        assert_eq!(
+            unpack(&stored, dict, Some(&h), payload.len()).unwrap(),
+            payload
+        );
+        assert_ne!(
+            unpack(&stored, dict, None, payload.len()).ok().as_deref(),
+            Some(&payload[..])
+        );
     }
 
     #[test]
@@ -150,7 +285,8 @@ mod tests {
         let dict = current(event(1, "WO-4711"), 5);
         for serial in [2, 999, 123_456_789] {
             let payload = event(serial, "WO-4711");
-            let Packing::Packed { dict: id, bytes } = pack(&payload, Some(&dict)) else {
+            let Packing::Packed { dict: id, bytes } = pack(&payload, Some(&dict), &hint(serial))
+            else {
                 panic!("not packed");
             };
             assert_eq!(id, 7);
@@ -160,7 +296,10 @@ mod tests {
                 bytes.len(),
                 payload.len()
             );
-            assert_eq!(unpack(&bytes, &dict.bytes, payload.len()).unwrap(), payload);
+            assert_eq!(
+                unpack(&bytes, &dict.bytes, Some(&hint(serial)), payload.len()).unwrap(),
+                payload
+            );
         }
     }
 
@@ -169,18 +308,23 @@ mod tests {
         let unrelated: Vec<u8> = (0..700u32).map(|i| (i * 7919 % 251) as u8).collect();
         // Drifted, but too few events: still packed (or stored as is), no new dictionary.
         assert_ne!(
-            pack(&unrelated, Some(&current(event(1, "WO-1"), 10))),
+            pack(&unrelated, Some(&current(event(1, "WO-1"), 10)), &hint(9)),
             Packing::NewDict
         );
         assert_eq!(
-            pack(&unrelated, Some(&current(event(1, "WO-1"), REFRESH_AFTER))),
+            pack(
+                &unrelated,
+                Some(&current(event(1, "WO-1"), REFRESH_AFTER)),
+                &hint(9)
+            ),
             Packing::NewDict
         );
         // Not drifted: however many events, the dictionary stays.
         assert!(matches!(
             pack(
                 &event(5, "WO-2"),
-                Some(&current(event(1, "WO-1"), 10 * REFRESH_AFTER))
+                Some(&current(event(1, "WO-1"), 10 * REFRESH_AFTER)),
+                &hint(5)
             ),
             Packing::Packed { .. }
         ));
@@ -190,7 +334,7 @@ mod tests {
     fn what_packing_would_not_shrink_is_stored_as_it_is() {
         let noise: Vec<u8> = (0..64u32).map(|i| (i * 7919 % 251) as u8).collect();
         assert_eq!(
-            pack(&noise, Some(&current(b"{}".to_vec(), 1))),
+            pack(&noise, Some(&current(b"{}".to_vec(), 1)), &hint(9)),
             Packing::Raw
         );
     }
@@ -198,9 +342,12 @@ mod tests {
     #[test]
     fn a_payload_packed_against_itself_is_a_few_bytes() {
         let payload = event(3, "WO-1");
-        let bytes = pack_against(&payload, &payload);
+        let bytes = pack_against(&payload, &payload, Some(&hint(4)));
         assert!(bytes.len() < 16, "{} bytes", bytes.len());
-        assert_eq!(unpack(&bytes, &payload, payload.len()).unwrap(), payload);
+        assert_eq!(
+            unpack(&bytes, &payload, Some(&hint(4)), payload.len()).unwrap(),
+            payload
+        );
     }
 
     proptest::proptest! {
@@ -209,9 +356,14 @@ mod tests {
         fn any_payload_comes_back_byte_for_byte(
             payload in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
             dict in proptest::collection::vec(proptest::num::u8::ANY, 0..1500),
+            hint in proptest::option::of((proptest::num::u128::ANY, proptest::num::u64::ANY)),
         ) {
-            let bytes = pack_against(&payload, &dict);
-            proptest::prop_assert_eq!(unpack(&bytes, &dict, payload.len()).unwrap(), payload);
+            let hint = hint.map(|(id, seq)| Hint { id: uuid::Uuid::from_u128(id), seq });
+            let bytes = pack_against(&payload, &dict, hint.as_ref());
+            proptest::prop_assert_eq!(
+                unpack(&bytes, &dict, hint.as_ref(), payload.len()).unwrap(),
+                payload
+            );
         }
 
         /// Stored bytes damaged in any way are an error or some bytes, never a panic.
@@ -221,7 +373,7 @@ mod tests {
             dict in proptest::collection::vec(proptest::num::u8::ANY, 0..700),
             len in 0usize..4000,
         ) {
-            let _ = unpack(&stored, &dict, len);
+            let _ = unpack(&stored, &dict, Some(&hint(1)), len);
         }
     }
 
@@ -229,9 +381,10 @@ mod tests {
     fn damage_is_an_error_not_a_wrong_payload() {
         let dict = event(1, "WO-1");
         let payload = event(2, "WO-1");
-        let bytes = pack_against(&payload, &dict);
-        assert!(unpack(&bytes, &dict, payload.len() + 1).is_err());
-        assert!(unpack(&bytes[..bytes.len() / 2], &dict, payload.len()).is_err());
-        assert!(unpack(&bytes, &dict, 1 << 40).is_err());
+        let h = Some(hint(2));
+        let bytes = pack_against(&payload, &dict, h.as_ref());
+        assert!(unpack(&bytes, &dict, h.as_ref(), payload.len() + 1).is_err());
+        assert!(unpack(&bytes[..bytes.len() / 2], &dict, h.as_ref(), payload.len()).is_err());
+        assert!(unpack(&bytes, &dict, h.as_ref(), 1 << 40).is_err());
     }
 }

@@ -4,7 +4,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -16,7 +15,8 @@ use crate::context::ContextState;
 
 /// Schema version in `PRAGMA user_version`. 2: payloads packed ([`super::pack`]). 3: an
 /// event's id stored as its 16 bytes and its source and topic as a number ([`super::migrate`]).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+/// 4: payloads packed with the row's id and seq in their history (`dicts.hinted`).
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The page size of a new queue database, in bytes. Every page a commit changes is written
 /// whole to the WAL (and again by the checkpoint), and a commit at ordinary rates changes a
@@ -59,7 +59,9 @@ CREATE TABLE IF NOT EXISTS dicts (
     id        INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: readers cache by id
     topic     TEXT    NOT NULL,       -- the topic whose payloads it packs
     bytes     BLOB    NOT NULL,       -- an earlier payload of that topic
-    until_seq INTEGER                 -- retired: no row from this seq on uses it (NULL: in use)
+    until_seq INTEGER,                -- retired: no row from this seq on uses it (NULL: in use)
+    hinted    INTEGER NOT NULL DEFAULT 0 -- 1: its payloads were packed with the row's id and
+                                      -- seq after it in the history (pack.rs, Hint)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -343,9 +345,9 @@ impl Store {
             .prepare("SELECT source, key, seq, valid FROM handovers")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
         self.handovers = rows.collect::<Result<_, _>>()?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, topic, bytes FROM dicts WHERE until_seq IS NULL ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id, topic, bytes, hinted FROM dicts WHERE until_seq IS NULL ORDER BY id",
+        )?;
         let rows = stmt.query_map([], |r| {
             let bytes: Vec<u8> = r.get(2)?;
             Ok((
@@ -354,6 +356,7 @@ impl Store {
                     id: r.get(0)?,
                     bytes: bytes.into(),
                     used: 0,
+                    hinted: r.get(3)?,
                 },
             ))
         })?;
@@ -501,7 +504,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT e.seq, e.state, CASE WHEN e.state > 0 THEN e.published_ms END, r.topic, e.payload,
-                    e.dict, e.bytes
+                    e.dict, e.bytes, e.id
              FROM events e CROSS JOIN routes r ON r.id = e.route
              WHERE e.seq >= ?1 AND e.captured_ms >= ?2 AND (?3 = 0 OR e.state = 0)
              ORDER BY e.seq LIMIT ?4",
@@ -526,7 +529,15 @@ impl Store {
                 },
                 published_ms: r.get(2)?,
                 topic: r.get(3)?,
-                payload: unpacked(&self.conn, dicts, seq, r.get(4)?, r.get(5)?, r.get(6)?)?,
+                payload: unpacked(
+                    &self.conn,
+                    dicts,
+                    seq,
+                    &r.get::<_, Vec<u8>>(7)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                )?,
             };
             if each(row).is_err() {
                 break;
@@ -590,12 +601,13 @@ pub(super) fn fetch(
     let mut out = Vec::with_capacity(limit.min(1024));
     while let Some(r) = rows.next()? {
         let seq = r.get(0)?;
+        let id: Vec<u8> = r.get(1)?;
         out.push(Row {
             seq,
-            id: uuid_text(&r.get::<_, Vec<u8>>(1)?),
+            id: uuid_text(&id),
             source: r.get(2)?,
             topic: r.get(3)?,
-            payload: unpacked(conn, dicts, seq, r.get(4)?, r.get(5)?, r.get(6)?)?,
+            payload: unpacked(conn, dicts, seq, &id, r.get(4)?, r.get(5)?, r.get(6)?)?,
         });
     }
     Ok(out)
@@ -610,12 +622,13 @@ fn uuid_text(bytes: &[u8]) -> String {
     }
 }
 
-/// The payload of row `seq` as published: `stored` itself, or unpacked against its dictionary
-/// (read through `conn` into `dicts` the first time).
+/// The payload of row `seq` (whose id is `event_id`) as published: `stored` itself, or
+/// unpacked against its dictionary (read through `conn` into `dicts` the first time).
 fn unpacked(
     conn: &Connection,
     dicts: &mut DictCache,
     seq: u64,
+    event_id: &[u8],
     stored: Vec<u8>,
     dict: Option<i64>,
     len: usize,
@@ -623,24 +636,27 @@ fn unpacked(
     let Some(id) = dict else {
         return Ok(stored);
     };
-    let bytes = match dicts.get(id) {
-        Some(b) => b,
+    let failed = |source| StoreError::Unpack { seq, source };
+    let (bytes, hinted) = match dicts.get(id) {
+        Some(d) => d,
         None => {
-            let b: Option<Vec<u8>> = conn
-                .prepare_cached("SELECT bytes FROM dicts WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
+            let d: Option<(Vec<u8>, bool)> = conn
+                .prepare_cached("SELECT bytes, hinted FROM dicts WHERE id = ?1")?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let b: Arc<[u8]> = b
-                .ok_or(StoreError::Unpack {
-                    seq,
-                    source: UnpackError::MissingDict(id),
-                })?
-                .into();
-            dicts.insert(id, b.clone());
-            b
+            let (b, hinted) = d.ok_or(failed(UnpackError::MissingDict(id)))?;
+            let d: pack::Dict = (b.into(), hinted);
+            dicts.insert(id, d.clone());
+            d
         }
     };
-    pack::unpack(&stored, &bytes, len).map_err(|source| StoreError::Unpack { seq, source })
+    let hint = if hinted {
+        let id = uuid::Uuid::from_slice(event_id).map_err(|_| failed(UnpackError::Id))?;
+        Some(pack::Hint { id, seq })
+    } else {
+        None
+    };
+    pack::unpack(&stored, &bytes, hint.as_ref(), len).map_err(failed)
 }
 
 /// Which rows [`Store::scan`] visits.
