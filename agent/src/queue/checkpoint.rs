@@ -25,18 +25,23 @@ use super::store::{Store, StoreError};
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Thresholds {
     /// The checkpointer thread is signalled after each commit that leaves at least this many
-    /// pages in the WAL. 2,000: 4 MiB of the queue's 2 KiB pages, the size at which SQLite
-    /// checkpoints by default (1,000 of its default 4 KiB pages).
+    /// pages in the WAL.
     pub background: i32,
     /// The writer checkpoints itself after a commit that leaves at least this many.
     pub inline: i32,
 }
 
-impl Default for Thresholds {
-    fn default() -> Self {
+impl Thresholds {
+    /// For a queue of `page_size`-byte pages: a checkpoint in the background from 4 MiB of
+    /// WAL, the size at which SQLite checkpoints by default (1,000 of its default 4 KiB pages),
+    /// and in the writer from 64 MiB. In bytes, not pages, since the page size depends on the
+    /// version that made the queue: a WAL of small pages checkpointed as often would copy its
+    /// pages back more often for the same events.
+    pub fn for_page_size(page_size: i64) -> Thresholds {
+        let pages = |bytes: i64| (bytes / page_size.max(512)) as i32;
         Thresholds {
-            background: 2_000,
-            inline: 32_000,
+            background: pages(4 << 20),
+            inline: pages(64 << 20),
         }
     }
 }

@@ -461,6 +461,14 @@ impl Store {
         Ok(oldest)
     }
 
+    /// The database's page size: [`PAGE_SIZE`] for a queue made by this version, what it was
+    /// made with for an older one.
+    pub(super) fn page_size(&self) -> i64 {
+        self.conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap_or(PAGE_SIZE)
+    }
+
     /// The queue's figures.
     pub fn stats(&self) -> Result<Stats, StoreError> {
         let oldest = self.oldest_queued()?;

@@ -259,7 +259,8 @@ pub fn spawn(
         DictCache::default(),
     )));
     // Without its thread, SQLite's automatic checkpoints (inside the commits) stay on.
-    let checkpointer = super::checkpoint::start(&mut store, Thresholds::default())
+    let at = Thresholds::for_page_size(store.page_size());
+    let checkpointer = super::checkpoint::start(&mut store, at)
         .inspect_err(|e| tracing::warn!(error = %e, "queue: checkpoints stay in the commits"))
         .ok();
     let writer = Writer {
