@@ -4,7 +4,8 @@
 //! # On disk
 //!
 //! One SQLite database (rusqlite, bundled), `journal_mode=WAL`, `synchronous=FULL`, pages of
-//! 2 KiB for a new queue ([`store`]`::PAGE_SIZE`: less written per commit):
+//! 1 KiB for a new queue ([`store`]`::PAGE_SIZE`: less written per commit; a queue made by an
+//! earlier version keeps its 2 or 4 KiB):
 //!
 //! - `events(seq INTEGER PRIMARY KEY, id, route, captured_ms, bytes, payload, state,
 //!   published_ms, first_published_ms, dict)` — one row per event not yet delivered (`state` 0), plus the delivered ones

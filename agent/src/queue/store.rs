@@ -20,15 +20,15 @@ pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The page size of a new queue database, in bytes. Every page a commit changes is written
 /// whole to the WAL (and again by the checkpoint), and a commit at ordinary rates changes a
-/// few pages for a few events: the table's newest leaves, a leaf of each partial index, the
-/// pages of the rows marked delivered. Halving SQLite's default of 4,096 halves what each of
-/// those costs, while a ~1 KiB event still fits a page (one that does not pack): at 1,000
-/// events/s, 8.8 → 6.0 KB written per event, at 100/s 23.2 → 16.9 KB, with the same latency,
-/// throughput and drain (docs/performance.md; before payloads were packed). 1 KiB pages write
-/// a little less for packed rows (8.2 pages of 1 KiB per commit against 5.4 of 2 KiB, with
-/// the index of delivered rows there was then) but put an unpacked ~1 KiB event on overflow
-/// pages.
-pub(super) const PAGE_SIZE: i64 = 2048;
+/// few pages for a few events: the table's newest leaf, the leaf of the previous commit's
+/// rows it marks delivered, and, each time a leaf fills, a new one with its parent, the
+/// freelist and the header. Rows packed with hints are ~80 bytes, so a 1 KiB leaf still
+/// holds about ten, and each of those pages costs half what it does at 2 KiB: at 1,000
+/// events/s, 1,718-1,731 → 1,510-1,531 bytes written per event, the same latency
+/// (docs/performance.md, 2026-12-06). A payload that does not pack and is longer than ~990
+/// bytes goes on an overflow page, which costs a page more but nothing else. An existing
+/// queue keeps the page size it was made with.
+pub(super) const PAGE_SIZE: i64 = 1024;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
