@@ -120,7 +120,11 @@ impl Store {
                 }
                 let seq = t.next_seq;
                 let e = &new.event;
-                let hint = Hint { id: e.id, seq };
+                let hint = Hint {
+                    id: e.id,
+                    seq,
+                    captured_ms: e.captured_ms,
+                };
                 let (dict, stored) = dicts.pack(&tx, &self.packer, &new.topic, &payload, &hint)?;
                 let route = route(&tx, &self.routes, &mut routes, &e.source, &new.topic)?;
                 ins.execute(params![

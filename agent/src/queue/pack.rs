@@ -20,12 +20,13 @@
 //!   stored as it is (rows of a queue made before packing, or a payload packing would not
 //!   shrink). `events.bytes` is always the payload's unpacked length.
 //! - `dicts.hinted`: 1 for a dictionary made since schema 4. The payloads packed against it
-//!   had as their history the dictionary followed by the row's own [`Hint`]: its id and seq,
-//!   in the form the payload spells them. The id is a UUIDv7, ~19 random hex digits that no
-//!   earlier payload has, which LZ4 (no entropy coding) would store as some 30 literal bytes
-//!   with the hyphens and the seq; against the hint they are one match of 3 bytes. The row
-//!   stores both anyway (`id`, `seq`), so the reader rebuilds the same history. 0: a
-//!   dictionary of an older queue, whose payloads were packed against it alone.
+//!   had as their history the dictionary followed by the row's own [`Hint`]: its id, seq and
+//!   capture time, in the form the payload spells them. The id is a UUIDv7, ~19 random hex
+//!   digits that no earlier payload has, which LZ4 (no entropy coding) stores as some 30
+//!   literal bytes with the hyphens and the seq; against the hint they are a match of 3 bytes
+//!   (a line's event: 83 → 38 bytes). The row stores all three anyway (`id`, `seq`,
+//!   `captured_ms`), so the reader rebuilds the same history. 0: a dictionary of an older
+//!   queue, whose payloads were packed against it alone.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,12 +60,28 @@ pub struct Hint {
     pub id: uuid::Uuid,
     /// Its seq (`events.seq`).
     pub seq: u64,
+    /// Its capture time, ms since the epoch (`events.captured_ms`).
+    pub captured_ms: i64,
 }
 
+/// The last millisecond of the year 9999, the latest time RFC 3339 spells.
+const LATEST_MS: i64 = 253_402_300_799_999;
+
 impl Hint {
-    /// `"id":"<the UUID, hyphenated, lowercase>","seq":<decimal>,` as the event's JSON has it.
+    /// `"id":"<the UUID, hyphenated, lowercase>","seq":<decimal>,` and
+    /// `"captured_at":"<RFC 3339 UTC, milliseconds>",` (for a time from 1970 to 9999) as the
+    /// event's JSON has them.
     fn text(&self) -> String {
-        format!("\"id\":\"{}\",\"seq\":{},", self.id.hyphenated(), self.seq)
+        let mut text = format!("\"id\":\"{}\",\"seq\":{},", self.id.hyphenated(), self.seq);
+        if (0..=LATEST_MS).contains(&self.captured_ms) {
+            let at =
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.captured_ms as u64);
+            text.push_str(&format!(
+                "\"captured_at\":\"{}\",",
+                crate::event::rfc3339(at)
+            ));
+        }
+        text
     }
 }
 
@@ -194,13 +211,17 @@ mod tests {
         }
     }
 
-    /// The hint of `event(serial, …)`: the id and seq it spells.
+    /// 2026-12-02T10:00:00.000Z, where the times of `event` begin.
+    const EVENT_MS: i64 = 1_796_205_600_000;
+
+    /// The hint of `event(serial, …)`: the id, seq and capture time it spells.
     fn hint(serial: u32) -> Hint {
         Hint {
             id: format!("019ad5e1-3c2b-7f00-8a00-{serial:012x}")
                 .parse()
                 .unwrap(),
             seq: serial.into(),
+            captured_ms: EVENT_MS + i64::from(serial % 60 * 1000 + serial % 1000),
         }
     }
 
@@ -223,10 +244,10 @@ mod tests {
         );
     }
 
-    /// The random part of a UUIDv7 is what no earlier payload has: with the row's id and seq
-    /// in the history, a line's event packs to at least 20 bytes less.
+    /// The random part of a UUIDv7 is what no earlier payload has: with the row's id, seq and
+    /// capture time in the history, a line's event packs to at least 20 bytes less.
     #[test]
-    fn the_rows_id_and_seq_in_the_history_save_what_the_dictionary_cannot() {
+    fn the_rows_id_seq_and_time_in_the_history_save_what_the_dictionary_cannot() {
         let dict = current(event(1, "WO-4711"), 5);
         let id = uuid::Uuid::now_v7();
         let payload = String::from_utf8(event(2, "WO-4711"))
@@ -234,9 +255,19 @@ mod tests {
             .replace(&hint(2).id.to_string(), &id.to_string())
             .replace("\"seq\":2,", "\"seq\":1234567,")
             .into_bytes();
-        let h = Hint { id, seq: 1_234_567 };
+        let h = Hint {
+            id,
+            seq: 1_234_567,
+            ..hint(2)
+        };
         let with = pack_against(&payload, &dict.bytes, Some(&h));
         let without = pack_against(&payload, &dict.bytes, None);
+        // The time alone is worth a few bytes too.
+        let timeless = Hint {
+            captured_ms: -1,
+            ..h
+        };
+        assert!(with.len() < pack_against(&payload, &dict.bytes, Some(&timeless)).len());
         assert!(
             with.len() + 20 <= without.len(),
             "{} bytes with the hint, {} without",
@@ -258,17 +289,19 @@ mod tests {
     /// with every later one. These were packed once and are kept as they were.
     #[test]
     fn rows_packed_with_a_hint_unpack_the_same_in_every_version() {
-        let dict = br#"{"schema":"tracegate.event/1","id":"019ad5e1-3c2b-7f00-8a00-000000000001","seq":1,"kind":"scan"}"#;
-        let payload = br#"{"schema":"tracegate.event/1","id":"019af0c4-77aa-7b3c-9d21-5e6f708192a3","seq":987654,"kind":"scan"}"#;
+        let dict = br#"{"schema":"tracegate.event/1","id":"019ad5e1-3c2b-7f00-8a00-000000000001","seq":1,"kind":"scan","captured_at":"2026-12-02T10:00:00.000Z","agent":"a"}"#;
+        let payload = br#"{"schema":"tracegate.event/1","id":"019af0c4-77aa-7b3c-9d21-5e6f708192a3","seq":987654,"kind":"scan","captured_at":"2026-12-06T21:47:13.042Z","agent":"a"}"#;
         let h = Hint {
             id: "019af0c4-77aa-7b3c-9d21-5e6f708192a3".parse().unwrap(),
             seq: 987_654,
+            captured_ms: 1_796_593_633_042,
         };
         // pack_against(payload, dict, Some(&h)) in the version that introduced hints: the
-        // payload's start from the dictionary, its id and seq from the hint, `scan"}` as
-        // literals.
+        // payload's start from the dictionary, its id, seq and time from the hint, and the
+        // last 12 bytes as literals (an LZ4 block ends so).
         let stored = [
-            15, 153, 0, 21, 15, 87, 0, 28, 4, 158, 0, 96, 115, 99, 97, 110, 34, 125,
+            15, 247, 0, 21, 15, 128, 0, 29, 15, 252, 0, 18, 13, 142, 0, 192, 34, 97, 103, 101, 110,
+            116, 34, 58, 34, 97, 34, 125,
         ];
         assert_eq!(
             unpack(&stored, dict, Some(&h), payload.len()).unwrap(),
@@ -356,9 +389,17 @@ mod tests {
         fn any_payload_comes_back_byte_for_byte(
             payload in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
             dict in proptest::collection::vec(proptest::num::u8::ANY, 0..1500),
-            hint in proptest::option::of((proptest::num::u128::ANY, proptest::num::u64::ANY)),
+            hint in proptest::option::of((
+                proptest::num::u128::ANY,
+                proptest::num::u64::ANY,
+                proptest::num::i64::ANY,
+            )),
         ) {
-            let hint = hint.map(|(id, seq)| Hint { id: uuid::Uuid::from_u128(id), seq });
+            let hint = hint.map(|(id, seq, captured_ms)| Hint {
+                id: uuid::Uuid::from_u128(id),
+                seq,
+                captured_ms,
+            });
             let bytes = pack_against(&payload, &dict, hint.as_ref());
             proptest::prop_assert_eq!(
                 unpack(&bytes, &dict, hint.as_ref(), payload.len()).unwrap(),

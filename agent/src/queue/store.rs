@@ -511,8 +511,8 @@ impl Store {
         mut each: impl FnMut(ScannedRow) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT e.seq, e.state, CASE WHEN e.state > 0 THEN e.published_ms END, r.topic, e.payload,
-                    e.dict, e.bytes, e.id
+            "SELECT e.seq, e.state, CASE WHEN e.state > 0 THEN e.published_ms END, r.topic, e.id,
+                    e.captured_ms, e.payload, e.dict, e.bytes
              FROM events e CROSS JOIN routes r ON r.id = e.route
              WHERE e.seq >= ?1 AND e.captured_ms >= ?2 AND (?3 = 0 OR e.state = 0)
              ORDER BY e.seq LIMIT ?4",
@@ -537,15 +537,7 @@ impl Store {
                 },
                 published_ms: r.get(2)?,
                 topic: r.get(3)?,
-                payload: unpacked(
-                    &self.conn,
-                    dicts,
-                    seq,
-                    &r.get::<_, Vec<u8>>(7)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                )?,
+                payload: Stored::at(r, 4)?.unpacked(&self.conn, dicts)?,
             };
             if each(row).is_err() {
                 break;
@@ -601,21 +593,20 @@ pub(super) fn fetch(
 ) -> Result<Vec<Row>, StoreError> {
     let mut stmt = conn.prepare_cached(
         // CROSS JOIN: SQLite keeps the events as the outer loop, in seq order.
-        "SELECT e.seq, e.id, r.source, r.topic, e.payload, e.dict, e.bytes
+        "SELECT e.seq, r.source, r.topic, e.id, e.captured_ms, e.payload, e.dict, e.bytes
              FROM events e CROSS JOIN routes r ON r.id = e.route
              WHERE e.state = 0 AND e.seq > ?1 ORDER BY e.seq LIMIT ?2",
     )?;
     let mut rows = stmt.query(params![after, limit as u64])?;
     let mut out = Vec::with_capacity(limit.min(1024));
     while let Some(r) = rows.next()? {
-        let seq = r.get(0)?;
-        let id: Vec<u8> = r.get(1)?;
+        let stored = Stored::at(r, 3)?;
         out.push(Row {
-            seq,
-            id: uuid_text(&id),
-            source: r.get(2)?,
-            topic: r.get(3)?,
-            payload: unpacked(conn, dicts, seq, &id, r.get(4)?, r.get(5)?, r.get(6)?)?,
+            seq: stored.seq,
+            id: uuid_text(&stored.id),
+            source: r.get(1)?,
+            topic: r.get(2)?,
+            payload: stored.unpacked(conn, dicts)?,
         });
     }
     Ok(out)
@@ -630,41 +621,66 @@ fn uuid_text(bytes: &[u8]) -> String {
     }
 }
 
-/// The payload of row `seq` (whose id is `event_id`) as published: `stored` itself, or
-/// unpacked against its dictionary (read through `conn` into `dicts` the first time).
-fn unpacked(
-    conn: &Connection,
-    dicts: &mut DictCache,
+/// A row's payload as stored, with what unpacking it needs.
+struct Stored {
     seq: u64,
-    event_id: &[u8],
-    stored: Vec<u8>,
+    /// The event's id (16 bytes) and capture time: with the seq, the hint of a hinted
+    /// dictionary ([`pack::Hint`]).
+    id: Vec<u8>,
+    captured_ms: i64,
+    payload: Vec<u8>,
     dict: Option<i64>,
+    /// The unpacked length.
     len: usize,
-) -> Result<Vec<u8>, StoreError> {
-    let Some(id) = dict else {
-        return Ok(stored);
-    };
-    let failed = |source| StoreError::Unpack { seq, source };
-    let (bytes, hinted) = match dicts.get(id) {
-        Some(d) => d,
-        None => {
-            let d: Option<(Vec<u8>, bool)> = conn
-                .prepare_cached("SELECT bytes, hinted FROM dicts WHERE id = ?1")?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let (b, hinted) = d.ok_or(failed(UnpackError::MissingDict(id)))?;
-            let d: pack::Dict = (b.into(), hinted);
-            dicts.insert(id, d.clone());
-            d
-        }
-    };
-    let hint = if hinted {
-        let id = uuid::Uuid::from_slice(event_id).map_err(|_| failed(UnpackError::Id))?;
-        Some(pack::Hint { id, seq })
-    } else {
-        None
-    };
-    pack::unpack(&stored, &bytes, hint.as_ref(), len).map_err(failed)
+}
+
+impl Stored {
+    /// From a row whose column 0 is `seq` and whose columns from `at` on are `id`,
+    /// `captured_ms`, `payload`, `dict` and `bytes`.
+    fn at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Stored> {
+        Ok(Stored {
+            seq: r.get(0)?,
+            id: r.get(at)?,
+            captured_ms: r.get(at + 1)?,
+            payload: r.get(at + 2)?,
+            dict: r.get(at + 3)?,
+            len: r.get(at + 4)?,
+        })
+    }
+
+    /// The payload as published: as stored, or unpacked against its dictionary (read through
+    /// `conn` into `dicts` the first time).
+    fn unpacked(self, conn: &Connection, dicts: &mut DictCache) -> Result<Vec<u8>, StoreError> {
+        let Some(id) = self.dict else {
+            return Ok(self.payload);
+        };
+        let seq = self.seq;
+        let failed = |source| StoreError::Unpack { seq, source };
+        let (bytes, hinted) = match dicts.get(id) {
+            Some(d) => d,
+            None => {
+                let d: Option<(Vec<u8>, bool)> = conn
+                    .prepare_cached("SELECT bytes, hinted FROM dicts WHERE id = ?1")?
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let (b, hinted) = d.ok_or(failed(UnpackError::MissingDict(id)))?;
+                let d: pack::Dict = (b.into(), hinted);
+                dicts.insert(id, d.clone());
+                d
+            }
+        };
+        let hint = if hinted {
+            let id = uuid::Uuid::from_slice(&self.id).map_err(|_| failed(UnpackError::Id))?;
+            Some(pack::Hint {
+                id,
+                seq,
+                captured_ms: self.captured_ms,
+            })
+        } else {
+            None
+        };
+        pack::unpack(&self.payload, &bytes, hint.as_ref(), self.len).map_err(failed)
+    }
 }
 
 /// Which rows [`Store::scan`] visits.
