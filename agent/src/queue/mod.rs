@@ -12,7 +12,7 @@
 //!   kept for `queue replay` (`state` 1, bounded by `retain_events`/`retain_bytes`/`retain_age`).
 //!   `payload` is the exact JSON that is published, seq included, so every (re)publication of
 //!   an event is byte-identical; it is stored LZ4-packed against the dictionary `dict`
-//!   ([`pack`]; a line's 700-byte events take ~150 bytes each in the file, row and pages
+//!   ([`pack`]; a line's 700-byte events take ~100 bytes each in the file, row and pages
 //!   included), `bytes` is its unpacked length. Outside [confirm]
 //!   mode the states have no index, since each would cost every commit a page (its appends
 //!   and the delivered marks of the commit before): the delivered rows are the oldest, at the

@@ -1,8 +1,8 @@
 //! How payloads are stored: LZ4-compressed against a dictionary that is an earlier payload of
 //! the same topic. Two events of a station differ in a few dozen bytes (id, seq, time, the
 //! code) and repeat every key, the agent's names, the symbology and the context, so a line's
-//! 700-byte events take ~220 bytes each in the file, row and pages included (the bench: 66 MB
-//! for 300,000 against 316 MB unpacked). What a commit writes shrinks with it: an event is
+//! 700-byte events take ~100 bytes each in the file, row and pages included (the bench: 100 MB
+//! for a million, against ~1 GB unpacked). What a commit writes shrinks with it: an event is
 //! written twice (into the WAL by its commit and into the database file by the checkpoint),
 //! and a leaf page holds many events instead of two.
 //!
