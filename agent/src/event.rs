@@ -118,7 +118,12 @@ fn is_zero(n: &u64) -> bool {
 
 /// RFC 3339 UTC with milliseconds.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    rfc3339_display(t).to_string()
+}
+
+/// [`rfc3339`] without a string of its own, for writing into a buffer.
+pub fn rfc3339_display(t: SystemTime) -> impl std::fmt::Display {
+    humantime::format_rfc3339_millis(t)
 }
 
 /// Milliseconds since the Unix epoch (negative before it: a gateway with a wrong clock).

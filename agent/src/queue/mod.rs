@@ -29,8 +29,8 @@
 //!   once.
 //! - `dicts(id, topic, bytes, until_seq, hinted)` — per topic, an earlier payload its
 //!   payloads are packed against, followed (`hinted`) by the row's own id, seq and capture
-//!   time, which the row stores anyway and the payload spells out; a retired one (`until_seq` set) is deleted
-//!   once no row uses it.
+//!   time, which the row stores anyway and the payload spells out; a retired one
+//!   (`until_seq` set) is deleted once no row uses it.
 //! - `meta(key, value)` — `next_seq` (the seq the next event gets; written by every commit
 //!   that deletes rows, so it survives deleting the highest ones; a commit that only appends
 //!   leaves it alone, the highest row tells it then) and `dropped_total` (events deleted undelivered by `drop_oldest`).

@@ -53,7 +53,7 @@ pub struct Current {
 
 /// What a row stores beside its payload and the payload also spells out: added to the history
 /// a hinted dictionary's payloads are packed against. Part of the stored format: the text it
-/// makes ([`Hint::text`]) must never change, or rows packed with it would not unpack.
+/// writes ([`Hint::write_to`]) must never change, or rows packed with it would not unpack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hint {
     /// The event's id (`events.id`).
@@ -68,32 +68,38 @@ pub struct Hint {
 const LATEST_MS: i64 = 253_402_300_799_999;
 
 impl Hint {
-    /// `"id":"<the UUID, hyphenated, lowercase>","seq":<decimal>,` and
+    /// Appends `"id":"<the UUID, hyphenated, lowercase>","seq":<decimal>,` and
     /// `"captured_at":"<RFC 3339 UTC, milliseconds>",` (for a time from 1970 to 9999) as the
     /// event's JSON has them.
-    fn text(&self) -> String {
-        let mut text = format!("\"id\":\"{}\",\"seq\":{},", self.id.hyphenated(), self.seq);
+    fn write_to(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "\"id\":\"{}\",\"seq\":{},",
+            self.id.hyphenated(),
+            self.seq
+        );
         if (0..=LATEST_MS).contains(&self.captured_ms) {
             let at =
                 std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.captured_ms as u64);
-            text.push_str(&format!(
-                "\"captured_at\":\"{}\",",
-                crate::event::rfc3339(at)
-            ));
+            let at = crate::event::rfc3339_display(at);
+            let _ = write!(out, "\"captured_at\":\"{at}\",");
         }
-        text
     }
 }
+
+/// The longest text [`Hint::write_to`] appends (a u64 seq, a 24-character time).
+const HINT_AT_MOST: usize = 120;
 
 /// The history a payload is packed against: the dictionary, then the hint's text if any.
 fn history<'d>(dict: &'d [u8], hint: Option<&Hint>) -> std::borrow::Cow<'d, [u8]> {
     match hint {
         None => std::borrow::Cow::Borrowed(dict),
         Some(h) => {
-            let text = h.text();
-            let mut out = Vec::with_capacity(dict.len() + text.len());
+            let mut out = Vec::with_capacity(dict.len() + HINT_AT_MOST);
             out.extend_from_slice(dict);
-            out.extend_from_slice(text.as_bytes());
+            h.write_to(&mut out);
             std::borrow::Cow::Owned(out)
         }
     }

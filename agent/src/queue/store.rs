@@ -15,7 +15,8 @@ use crate::context::ContextState;
 
 /// Schema version in `PRAGMA user_version`. 2: payloads packed ([`super::pack`]). 3: an
 /// event's id stored as its 16 bytes and its source and topic as a number ([`super::migrate`]).
-/// 4: payloads packed with the row's id and seq in their history (`dicts.hinted`).
+/// 4: payloads packed with the row's id, seq and capture time in their history
+/// (`dicts.hinted`).
 pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The page size of a new queue database, in bytes. Every page a commit changes is written
@@ -60,8 +61,9 @@ CREATE TABLE IF NOT EXISTS dicts (
     topic     TEXT    NOT NULL,       -- the topic whose payloads it packs
     bytes     BLOB    NOT NULL,       -- an earlier payload of that topic
     until_seq INTEGER,                -- retired: no row from this seq on uses it (NULL: in use)
-    hinted    INTEGER NOT NULL DEFAULT 0 -- 1: its payloads were packed with the row's id and
-                                      -- seq after it in the history (pack.rs, Hint)
+    hinted    INTEGER NOT NULL DEFAULT 0 -- 1: its payloads were packed with the row's id,
+                                      -- seq and capture time after it in the history
+                                      -- (pack.rs, Hint)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,

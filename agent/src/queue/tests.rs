@@ -868,9 +868,9 @@ fn wal_frames_per_commit(retain: u64) -> f64 {
 fn a_commit_of_a_few_events_writes_a_handful_of_pages() {
     // Measured: 2.0 without retention, 2.85 keeping them, 4.1 keeping 2,000 and pruning (1 KiB
     // pages, rows packed with hints). With 2 KiB pages and no hints the same counts, of pages
-    // twice the size: 2.0, 2.8, 4.05 (a line's scans, packed to a fraction: many rows a page). With the partial indexes
-    // of the queued and the delivered rows: 3.0, 5.4, 6.9. Before payloads were packed, with
-    // ~870-byte payloads two rows a page: 7.0, 10.8 and 12.4.
+    // twice the size: 2.0, 2.8, 4.05 (a line's scans, packed to a fraction: many rows a
+    // page). With the partial indexes of the queued and the delivered rows: 3.0, 5.4, 6.9.
+    // Before payloads were packed, with ~870-byte payloads two rows a page: 7.0, 10.8, 12.4.
     for (retain, most) in [(0, 2.5), (100_000, 3.3), (2_000, 4.5)] {
         let frames = wal_frames_per_commit(retain);
         assert!(
