@@ -2,6 +2,7 @@
 //! (schema: `docs/schema/event.schema.json`, version [`SCHEMA`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -26,6 +27,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in declaration order (`kind as usize` indexes it).
+    pub const ALL: [Kind; 4] = [Kind::Scan, Kind::Noread, Kind::Invalid, Kind::Alarm];
+
     /// The last topic level.
     pub fn topic_level(self) -> &'static str {
         match self {
@@ -62,6 +66,9 @@ pub struct Alarm {
 }
 
 /// One event, as published. `seq` is assigned when the queue commits it.
+///
+/// The names and the line context are shared with the source's processor (`Arc`): they are
+/// the same for every event of a source, and an event is freed on the queue writer's thread.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub schema: &'static str,
@@ -72,11 +79,11 @@ pub struct Event {
     pub kind: Kind,
     /// Capture time, RFC 3339 UTC with milliseconds.
     pub captured_at: String,
-    pub agent: String,
-    pub site: String,
-    pub line: String,
-    pub station: String,
-    pub source: String,
+    pub agent: Arc<str>,
+    pub site: Arc<str>,
+    pub line: Arc<str>,
+    pub station: Arc<str>,
+    pub source: Arc<str>,
     /// The code; absent for no-reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<Code>,
@@ -101,8 +108,8 @@ pub struct Event {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
     /// The line context (work order, batch…) in effect at capture time, for this station.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub context: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "is_empty")]
+    pub context: Arc<BTreeMap<String, String>>,
     /// The revision of that context; 0 before MES ever sent one.
     #[serde(skip_serializing_if = "is_zero")]
     pub context_rev: u64,
@@ -110,6 +117,10 @@ pub struct Event {
     /// `queue stats` (oldest age).
     #[serde(skip)]
     pub captured_ms: i64,
+}
+
+fn is_empty(m: &Arc<BTreeMap<String, String>>) -> bool {
+    m.is_empty()
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -190,6 +201,13 @@ mod tests {
         assert_eq!(c.len, 6);
         let ok = Code::from_bytes("Grüße".as_bytes());
         assert!(ok.utf8 && ok.base64.is_none());
+    }
+
+    #[test]
+    fn a_kind_indexes_its_place_in_all() {
+        for (i, k) in Kind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k:?}");
+        }
     }
 
     #[test]

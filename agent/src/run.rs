@@ -218,7 +218,9 @@ async fn count_device_losses(
 ) {
     let counter = metrics
         .device_disconnects
-        .get_or_create(&SourceLabel { source })
+        .get_or_create(&SourceLabel {
+            source: source.into(),
+        })
         .clone();
     let mut counted = 0;
     loop {

@@ -137,7 +137,7 @@ impl AgentState {
             };
             m.device_connected
                 .get_or_create(&SourceLabel {
-                    source: s.id.clone(),
+                    source: s.id.as_str().into(),
                 })
                 .set(v);
         }
@@ -152,11 +152,11 @@ impl AgentState {
     pub async fn status(&self) -> Status {
         let stats = self.refresh().await.unwrap_or_default();
         let m = &self.metrics;
-        let count = |source: &str, kind: &str| {
+        let count = |source: &str, kind: &'static str| {
             m.captured
                 .get_or_create(&SourceKind {
                     source: source.into(),
-                    kind: kind.into(),
+                    kind,
                 })
                 .get()
         };
@@ -165,7 +165,7 @@ impl AgentState {
             .iter()
             .map(|s| {
                 let label = SourceLabel {
-                    source: s.id.clone(),
+                    source: s.id.as_str().into(),
                 };
                 let last = s.last_event_ms.load(Ordering::Relaxed);
                 SourceStatus {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tracegate_drivers::reading::Submission;
 use tracegate_drivers::{Reading, Verdict};
@@ -17,26 +18,34 @@ use uuid::Uuid;
 pub use self::classify::{Classified, Rules};
 pub use self::dedup::Dedup;
 use crate::config::{AgentSection, DedupMode, SourceConfig, Validation};
-use crate::context::ContextBook;
+use crate::context::{ContextBook, ContextState, Values};
 use crate::event::{Event, Kind, epoch_ms, rfc3339};
 use crate::ops::metrics::{Metrics, SourceKind, SourceLabel};
 use crate::queue::{NewEvent, Queue};
 
 /// Everything a source's processing task needs.
 pub struct Processor {
-    agent: AgentSection,
-    source: String,
-    station: String,
+    /// The agent's id, site and line, shared by every event.
+    agent: Arc<str>,
+    site: Arc<str>,
+    line: Arc<str>,
+    source: Arc<str>,
+    station: Arc<str>,
     validation: Validation,
-    /// `<prefix>/<station>/<source>`; the kind is the last level.
-    topic_base: String,
+    /// The topic of each kind, `<prefix>/<station>/<source>/<kind>`, by [`Kind`] order.
+    topics: [Arc<str>; 4],
     rules: Rules,
     dedup: Option<(Dedup, DedupMode)>,
     metrics: Arc<Metrics>,
+    /// `events_captured` of this source, by [`Kind`] order, once the kind was seen.
+    captured: [Option<Counter>; 4],
     /// Capture time of the last event (ms since the epoch), for `status`.
     last_event_ms: Arc<AtomicI64>,
     /// The line context to stamp on events.
     context: Arc<ContextBook>,
+    /// The last context revision stamped and its values for this station: events share
+    /// them until the revision changes.
+    stamped: Option<(Arc<ContextState>, Arc<Values>)>,
 }
 
 impl Processor {
@@ -51,12 +60,23 @@ impl Processor {
     ) -> Processor {
         let c = &source.common;
         let pattern = c.pattern.as_deref().and_then(|p| regex::Regex::new(p).ok());
+        let topic = |kind: Kind| -> Arc<str> {
+            format!(
+                "{prefix}/{}/{}/{}",
+                source.station(),
+                c.id,
+                kind.topic_level()
+            )
+            .into()
+        };
         Processor {
-            agent: agent.clone(),
-            source: c.id.clone(),
-            station: source.station().to_string(),
+            agent: agent.id.as_str().into(),
+            site: agent.site.as_str().into(),
+            line: agent.line.as_str().into(),
+            source: c.id.as_str().into(),
+            station: source.station().into(),
             validation: c.validation,
-            topic_base: format!("{prefix}/{}/{}", source.station(), c.id),
+            topics: Kind::ALL.map(topic),
             rules: Rules {
                 aim: c.aim,
                 validation: c.validation,
@@ -64,16 +84,19 @@ impl Processor {
             },
             dedup: c.dedup_window.map(|w| (Dedup::new(w), c.dedup)),
             metrics,
+            captured: Default::default(),
             last_event_ms,
             context,
+            stamped: None,
         }
     }
 
     /// Builds the event for a reading. `None` when it is a double read to drop.
-    pub fn event(&mut self, reading: Reading, now: Instant) -> Option<NewEvent> {
-        let year = year_of(&rfc3339(reading.captured_at));
-        let handover = reading.handover.clone();
-        let ctx = self.context.at(epoch_ms(reading.captured_at));
+    pub fn event(&mut self, mut reading: Reading, now: Instant) -> Option<NewEvent> {
+        let captured_at = rfc3339(reading.captured_at);
+        let captured_ms = epoch_ms(reading.captured_at);
+        let year = year_of(&captured_at);
+        let handover = reading.handover.take();
         let c: Classified = self.rules.classify(&reading, year);
         let mut duplicate = false;
         if let (Some((dedup, mode)), tracegate_drivers::ReadingKind::Code(bytes)) =
@@ -83,7 +106,7 @@ impl Processor {
                 self.metrics
                     .duplicates
                     .get_or_create(&SourceLabel {
-                        source: self.source.clone(),
+                        source: self.source.clone().into(),
                     })
                     .inc();
                 match mode {
@@ -95,13 +118,8 @@ impl Processor {
                 }
             }
         }
-        let labels = SourceKind {
-            source: self.source.clone(),
-            kind: c.kind.topic_level().into(),
-        };
-        self.metrics.captured.get_or_create(&labels).inc();
-        self.last_event_ms
-            .store(epoch_ms(reading.captured_at), Ordering::Relaxed);
+        self.count_captured(c.kind);
+        self.last_event_ms.store(captured_ms, Ordering::Relaxed);
         match c.kind {
             Kind::Invalid => {
                 tracing::info!(source = %self.source, reason = c.reason.as_deref().unwrap_or(""), "invalid scan");
@@ -118,16 +136,17 @@ impl Processor {
             }
             Kind::Scan => {}
         }
+        let (context_rev, context) = self.context_at(captured_ms);
         let event = Event {
             schema: crate::event::SCHEMA,
             id: Uuid::now_v7(),
             seq: 0,
             kind: c.kind,
-            captured_at: rfc3339(reading.captured_at),
-            captured_ms: epoch_ms(reading.captured_at),
-            agent: self.agent.id.clone(),
-            site: self.agent.site.clone(),
-            line: self.agent.line.clone(),
+            captured_at,
+            captured_ms,
+            agent: self.agent.clone(),
+            site: self.site.clone(),
+            line: self.line.clone(),
             station: self.station.clone(),
             source: self.source.clone(),
             code: c.code,
@@ -138,16 +157,45 @@ impl Processor {
             alarm: c.alarm,
             duplicate,
             attributes: reading.attributes,
-            context: ctx.for_station(&self.station),
-            context_rev: ctx.revision,
+            context,
+            context_rev,
         };
-        let topic = format!("{}/{}", self.topic_base, c.kind.topic_level());
         Some(NewEvent {
             event,
-            topic,
+            topic: self.topics[c.kind as usize].clone(),
             handover,
             captured: reading.captured_at,
         })
+    }
+
+    /// Counts an event of `kind` in `events_captured`.
+    fn count_captured(&mut self, kind: Kind) {
+        let (metrics, source) = (&self.metrics, &self.source);
+        self.captured[kind as usize]
+            .get_or_insert_with(|| {
+                metrics
+                    .captured
+                    .get_or_create(&SourceKind {
+                        source: source.clone().into(),
+                        kind: kind.topic_level(),
+                    })
+                    .clone()
+            })
+            .inc();
+    }
+
+    /// The context revision in effect at `captured_ms` and its values for this station.
+    fn context_at(&mut self, captured_ms: i64) -> (u64, Arc<Values>) {
+        let state = self.context.at(captured_ms);
+        let values = match &self.stamped {
+            Some((s, v)) if Arc::ptr_eq(s, &state) => v.clone(),
+            _ => {
+                let v = Arc::new(state.for_station(&self.station));
+                self.stamped = Some((state.clone(), v.clone()));
+                v
+            }
+        };
+        (state.revision, values)
     }
 
     /// Takes the source's submissions until its driver stops, sending events to the queue.

@@ -3,6 +3,7 @@
 //! poll task that reports what happened as [`NetEvent`]s. Nothing is published from inside the
 //! poll task.
 
+use bytes::Bytes;
 use rumqttc::v5;
 use rumqttc::v5::mqttbytes::v5::{PubAckReason, PubCompReason, PublishProperties};
 use tokio::sync::mpsc;
@@ -77,12 +78,12 @@ impl Client {
         topic: &str,
         qos: Qos,
         retain: bool,
-        payload: Vec<u8>,
+        payload: Bytes,
         props: Props,
     ) -> Result<(), String> {
         match self {
             Client::V4(c) => c
-                .publish(topic, v4_qos(qos), retain, payload)
+                .publish_bytes(topic, v4_qos(qos), retain, payload)
                 .await
                 .map_err(|e| e.to_string()),
             Client::V5(c) => {
@@ -94,7 +95,7 @@ impl Client {
                     correlation_data: props.correlation_data.map(Into::into),
                     ..Default::default()
                 };
-                c.publish_with_properties(topic, v5_qos(qos), retain, payload, p)
+                c.publish_bytes_with_properties(topic, v5_qos(qos), retain, payload, p)
                     .await
                     .map_err(|e| e.to_string())
             }

@@ -2,8 +2,10 @@
 //! acknowledgements, mark events delivered, answer commands, send the heartbeat.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracegate_drivers::Shutdown;
@@ -29,7 +31,7 @@ pub(super) struct Session<'a> {
     protocol: Protocol,
     inflight: InFlight,
     /// Source of each event in flight, for the per-source published counter.
-    sources: HashMap<u64, String>,
+    sources: HashMap<u64, Arc<str>>,
     /// When events the broker refused are to be sent again.
     retry_at: Option<Instant>,
     /// Rows fetched but not yet sent, in seq order, and whether that fetch reached the end of
@@ -107,9 +109,10 @@ impl<'a> Session<'a> {
             tokio::select! {
                 biased;
                 msg = rx.recv() => {
-                    let mut delivered = self.handle(msg).await?;
+                    let mut delivered = Vec::new();
+                    self.handle(msg, &mut delivered).await?;
                     while let Ok(m) = rx.try_recv() {
-                        delivered.extend(self.handle(Some(m)).await?);
+                        self.handle(Some(m), &mut delivered).await?;
                     }
                     if !delivered.is_empty() {
                         p.queue.delivered(delivered).await.map_err(|e| lost(e.to_string()))?;
@@ -193,7 +196,7 @@ impl<'a> Session<'a> {
             let props = match self.protocol {
                 Protocol::V5 => Props {
                     user: vec![
-                        ("id".into(), row.id),
+                        ("id".into(), row.id.to_string()),
                         ("seq".into(), row.seq.to_string()),
                         ("schema".into(), crate::event::SCHEMA.into()),
                     ],
@@ -216,8 +219,12 @@ impl<'a> Session<'a> {
         Ok(caught_up)
     }
 
-    /// One event from the poll task; returns the seqs it delivered.
-    async fn handle(&mut self, msg: Option<NetEvent>) -> Result<Vec<u64>, Ended> {
+    /// One event from the poll task; adds the seq it delivered, if any, to `delivered`.
+    async fn handle(
+        &mut self,
+        msg: Option<NetEvent>,
+        delivered: &mut Vec<u64>,
+    ) -> Result<(), Ended> {
         match msg {
             Some(NetEvent::Sent(pkid)) => self.inflight.assigned(pkid),
             Some(NetEvent::Acked { pkid, refused }) => {
@@ -227,14 +234,18 @@ impl<'a> Session<'a> {
                         tracing::warn!(seq, %reason, "the broker refused an event; it stays queued and is sent again");
                         self.retry_at
                             .get_or_insert_with(|| Instant::now() + RETRY_REFUSED);
-                        return Ok(Vec::new());
+                        return Ok(());
                     }
                     let m = &self.publisher.state.metrics;
                     m.publish_to_ack.observe(after.as_secs_f64());
                     if let Some(source) = source {
-                        m.published.get_or_create(&SourceLabel { source }).inc();
+                        m.published
+                            .get_or_create(&SourceLabel {
+                                source: source.into(),
+                            })
+                            .inc();
                     }
-                    return Ok(vec![seq]);
+                    delivered.push(seq);
                 }
             }
             Some(NetEvent::Message(message)) => {
@@ -277,7 +288,7 @@ impl<'a> Session<'a> {
                 return Err(Ended::lost("connection task ended".into()));
             }
         }
-        Ok(Vec::new())
+        Ok(())
     }
 
     /// A consumer's confirmation: stored before the MQTT message is acknowledged.
@@ -313,10 +324,11 @@ impl<'a> Session<'a> {
         let mut delivered = Vec::new();
         while !self.inflight.is_empty() {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(msg @ Some(_)) => match self.handle(msg).await {
-                    Ok(seqs) => delivered.extend(seqs),
-                    Err(_) => break,
-                },
+                Ok(msg @ Some(_)) => {
+                    if self.handle(msg, &mut delivered).await.is_err() {
+                        break;
+                    }
+                }
                 _ => break,
             }
         }
@@ -332,12 +344,12 @@ impl<'a> Session<'a> {
         topic: &str,
         qos: Qos,
         retain: bool,
-        payload: Vec<u8>,
+        payload: impl Into<Bytes>,
         props: Props,
         what: Carried,
     ) -> Result<(), String> {
         self.client
-            .publish(topic, qos, retain, payload, props)
+            .publish(topic, qos, retain, payload.into(), props)
             .await
             .map_err(|e| format!("client closed: {e}"))?;
         self.inflight.sent(what);

@@ -3,8 +3,10 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, Transaction, params};
+use uuid::Uuid;
 
 use super::pack::{self, Current, Hint, Packing};
 use super::routes::{Routes, route};
@@ -16,7 +18,7 @@ use crate::event::{Event, Kind};
 #[derive(Debug)]
 pub struct NewEvent {
     pub event: Event,
-    pub topic: String,
+    pub topic: Arc<str>,
     /// The device's handover id ([`tracegate_drivers::Reading::handover`]).
     pub handover: Option<String>,
     /// When the driver captured it (for the scan → commit latency; not stored).
@@ -91,11 +93,14 @@ impl Store {
             let mut upsert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO handovers (source, key, seq, valid) VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let mut size_hint = 512;
             for new in events.iter_mut() {
                 let valid = new.event.kind == Kind::Scan;
                 if let Some(key) = &new.handover {
                     let source = &new.event.source;
-                    let last = handovers.get(source).or_else(|| self.handovers.get(source));
+                    let last = handovers
+                        .get(&**source)
+                        .or_else(|| self.handovers.get(&**source));
                     if let Some((_, seq, valid)) = last.filter(|(k, _, _)| k == key) {
                         out.accepted.push(Accepted {
                             seq: *seq,
@@ -106,7 +111,11 @@ impl Store {
                     }
                 }
                 new.event.seq = t.next_seq;
-                let payload = serde_json::to_vec(&new.event)?;
+                // Sized like the one before: a payload grown from serde_json's 128 bytes
+                // took three reallocations.
+                let mut payload = Vec::with_capacity(size_hint);
+                serde_json::to_writer(&mut payload, &new.event)?;
+                size_hint = payload.len().next_multiple_of(64).max(size_hint);
                 let len = payload.len() as u64;
                 if !make_room(
                     &tx,
@@ -138,14 +147,18 @@ impl Store {
                 ])?;
                 out.rows.push(Row {
                     seq,
-                    id: e.id.to_string(),
+                    id: e
+                        .id
+                        .hyphenated()
+                        .encode_lower(&mut Uuid::encode_buffer())
+                        .into(),
                     source: e.source.clone(),
                     topic: new.topic.clone(),
-                    payload,
+                    payload: payload.into(),
                 });
                 if let Some(key) = &new.handover {
                     upsert.execute(params![e.source, key, seq, valid])?;
-                    handovers.insert(e.source.clone(), (key.clone(), seq, valid));
+                    handovers.insert(e.source.to_string(), (key.clone(), seq, valid));
                 }
                 out.accepted.push(Accepted {
                     seq,

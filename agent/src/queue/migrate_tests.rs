@@ -46,11 +46,8 @@ fn a_queue_of_schema_1_is_migrated_and_its_rows_published_as_they_were() {
     let new = s.commit(&mut batch, &[], NOW).unwrap().rows;
     assert_eq!(new[0].seq, 2, "seqs go on after the old rows");
     let rows = s.fetch(0, 10).unwrap();
-    assert_eq!(rows[0].payload, old);
-    assert_eq!(
-        (rows[0].id.as_str(), rows[0].source.as_str()),
-        (ID_1, "src")
-    );
+    assert_eq!(&rows[0].payload[..], &old[..]);
+    assert_eq!((&*rows[0].id, &*rows[0].source), (ID_1, "src"));
     assert_eq!(rows[1], new[0]);
     drop(s);
     let c = Connection::open(&path).unwrap();
@@ -132,7 +129,7 @@ fn a_queue_of_schema_2_keeps_every_event_its_id_source_topic_and_state() {
     let queued = s.fetch(0, 10).unwrap();
     let got: Vec<_> = queued
         .iter()
-        .map(|r| (r.seq, r.id.as_str(), r.source.as_str(), r.topic.as_str()))
+        .map(|r| (r.seq, &*r.id, &*r.source, &*r.topic))
         .collect();
     assert_eq!(
         got,
@@ -141,7 +138,7 @@ fn a_queue_of_schema_2_keeps_every_event_its_id_source_topic_and_state() {
             (3, IDS[2], "other", "t/st/other/scan")
         ]
     );
-    assert_eq!(queued[1].payload, br#"{"seq":3,"source":"other"}"#);
+    assert_eq!(&queued[1].payload[..], br#"{"seq":3,"source":"other"}"#);
     let mut scanned = Vec::new();
     s.scan(&EVERY_EVENT, |r| {
         scanned.push((r.seq, r.state, r.published_ms, r.topic));

@@ -4,7 +4,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
@@ -139,10 +142,12 @@ impl Limits {
 pub struct Row {
     pub seq: u64,
     /// The event's UUID (also inside the payload).
-    pub id: String,
-    pub source: String,
-    pub topic: String,
-    pub payload: Vec<u8>,
+    pub id: Arc<str>,
+    /// Shared with the committed event's when the row comes from a commit.
+    pub source: Arc<str>,
+    pub topic: Arc<str>,
+    /// Shared by the copies of the row (the tail's, the publisher's, the MQTT client's).
+    pub payload: Bytes,
 }
 
 /// Figures for `queue stats`, metrics and the alarms.
@@ -605,13 +610,18 @@ pub(super) fn fetch(
         let stored = Stored::at(r, 3)?;
         out.push(Row {
             seq: stored.seq,
-            id: uuid_text(&stored.id),
-            source: r.get(1)?,
-            topic: r.get(2)?,
-            payload: stored.unpacked(conn, dicts)?,
+            id: uuid_text(&stored.id).into(),
+            source: text(r, 1)?,
+            topic: text(r, 2)?,
+            payload: stored.unpacked(conn, dicts)?.into(),
         });
     }
     Ok(out)
+}
+
+/// A text column, copied once.
+fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Arc<str>> {
+    Ok(r.get_ref(i)?.as_str()?.into())
 }
 
 /// An event id as stored (the UUID's 16 bytes) in its usual text form. Anything else, which

@@ -92,10 +92,10 @@ mod tests {
     fn row(seq: u64) -> Row {
         Row {
             seq,
-            id: format!("id-{seq}"),
+            id: format!("id-{seq}").into(),
             source: "s".into(),
             topic: "t".into(),
-            payload: vec![b'x'; 100],
+            payload: vec![b'x'; 100].into(),
         }
     }
 
@@ -146,7 +146,7 @@ mod tests {
         assert_eq!(seqs(&t.fetch(10, 2).unwrap()), vec![11, 12]);
         assert_eq!(t.rows.len(), MAX_ROWS);
         let mut big = row(n + 1);
-        big.payload = vec![0; MAX_BYTES];
+        big.payload = vec![0; MAX_BYTES].into();
         t.committed(n + 1, vec![big]);
         assert!(t.bytes <= MAX_BYTES);
         assert!(t.fetch(n - 1, 10).is_none());

@@ -555,7 +555,7 @@ impl Writer {
                                 let m = &self.metrics;
                                 m.committed
                                     .get_or_create(&SourceLabel {
-                                        source: event.event.source.clone(),
+                                        source: event.event.source.clone().into(),
                                     })
                                     .inc();
                                 let latency = event.captured.elapsed().unwrap_or_default();
