@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, Transaction, params};
-use uuid::Uuid;
 
 use super::pack::{self, Current, Hint, Packing};
 use super::routes::{Routes, route};
-use super::store::{Limits, QUEUED, Row, ScanFilter, Store, StoreError, Totals};
+use super::store::{Limits, QUEUED, Row, ScanFilter, Store, StoreError, Totals, id_text};
 use crate::config::Overflow;
 use crate::event::{Event, Kind};
 
@@ -147,11 +146,7 @@ impl Store {
                 ])?;
                 out.rows.push(Row {
                     seq,
-                    id: e
-                        .id
-                        .hyphenated()
-                        .encode_lower(&mut Uuid::encode_buffer())
-                        .into(),
+                    id: id_text(&e.id),
                     source: e.source.clone(),
                     topic: new.topic.clone(),
                     payload: payload.into(),

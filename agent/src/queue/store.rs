@@ -610,7 +610,7 @@ pub(super) fn fetch(
         let stored = Stored::at(r, 3)?;
         out.push(Row {
             seq: stored.seq,
-            id: uuid_text(&stored.id).into(),
+            id: uuid_text(&stored.id),
             source: text(r, 1)?,
             topic: text(r, 2)?,
             payload: stored.unpacked(conn, dicts)?.into(),
@@ -626,11 +626,23 @@ fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Arc<str>> {
 
 /// An event id as stored (the UUID's 16 bytes) in its usual text form. Anything else, which
 /// only a file written by something other than the agent could hold, is shown as hex.
-fn uuid_text(bytes: &[u8]) -> String {
+fn uuid_text(bytes: &[u8]) -> Arc<str> {
     match uuid::Uuid::from_slice(bytes) {
-        Ok(id) => id.to_string(),
-        Err(_) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        Ok(id) => id_text(&id),
+        Err(_) => bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .into(),
     }
+}
+
+/// An event id in its usual text form (hyphenated, lowercase), formatted on the stack and
+/// copied once into the row.
+pub(super) fn id_text(id: &uuid::Uuid) -> Arc<str> {
+    id.hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .into()
 }
 
 /// A row's payload as stored, with what unpacking it needs.
