@@ -72,7 +72,8 @@ pub struct Alarm {
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub schema: &'static str,
-    /// UUIDv7; the idempotency key consumers deduplicate on.
+    /// UUIDv7; the idempotency key consumers deduplicate on. Its time is the capture time
+    /// (`process::event_id`).
     pub id: Uuid,
     /// Gap-free per agent; consumers order and check completeness by it.
     pub seq: u64,

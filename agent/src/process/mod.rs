@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 use tracegate_drivers::reading::Submission;
 use tracegate_drivers::{Reading, Verdict};
 use uuid::Uuid;
+use uuid::timestamp::Timestamp;
+use uuid::timestamp::context::ContextV7;
 
 pub use self::classify::{Classified, Rules};
 pub use self::dedup::Dedup;
@@ -46,6 +48,9 @@ pub struct Processor {
     /// The last context revision stamped and its values for this station: events share
     /// them until the revision changes.
     stamped: Option<(Arc<ContextState>, Arc<Values>)>,
+    /// Makes the source's event ids: UUIDv7s whose time is the capture time, ordered within
+    /// a millisecond by a counter ([`event_id`]).
+    ids: ContextV7,
 }
 
 impl Processor {
@@ -88,6 +93,7 @@ impl Processor {
             last_event_ms,
             context,
             stamped: None,
+            ids: ContextV7::new(),
         }
     }
 
@@ -139,7 +145,7 @@ impl Processor {
         let (context_rev, context) = self.context_at(captured_ms);
         let event = Event {
             schema: crate::event::SCHEMA,
-            id: Uuid::now_v7(),
+            id: event_id(&self.ids, reading.captured_at),
             seq: 0,
             kind: c.kind,
             captured_at,
@@ -223,4 +229,53 @@ fn year_of(rfc3339: &str) -> i32 {
         .get(..4)
         .and_then(|y| y.parse().ok())
         .unwrap_or(2000)
+}
+
+/// An event id: a UUIDv7 whose 48-bit time is `captured_at` in ms (the event's
+/// `captured_ms`), so that the queue stores only the id's other 10 bytes (`queue::ids`), and
+/// whose counter orders a source's ids within a millisecond. When the capture times of a
+/// source go backwards (its clock was set back), the ids keep counting from the latest
+/// time instead, and are stored whole. A capture time before 1970 takes the current time.
+fn event_id(ids: &ContextV7, captured_at: std::time::SystemTime) -> Uuid {
+    match captured_at.duration_since(std::time::SystemTime::UNIX_EPOCH) {
+        Ok(d) => Uuid::new_v7(Timestamp::from_unix(ids, d.as_secs(), d.subsec_nanos())),
+        Err(_) => Uuid::now_v7(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    /// The first 6 bytes of a UUIDv7: its time in ms.
+    fn id_ms(id: &Uuid) -> i64 {
+        id.as_bytes()[..6]
+            .iter()
+            .fold(0, |ms, b| ms << 8 | i64::from(*b))
+    }
+
+    #[test]
+    fn an_event_id_carries_the_capture_time_and_orders_a_source_within_a_millisecond() {
+        let ids = ContextV7::new();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_796_618_317_047_900_000);
+        let a = event_id(&ids, at);
+        let b = event_id(&ids, at);
+        assert_eq!(a.get_version_num(), 7);
+        assert_eq!(
+            (id_ms(&a), id_ms(&b)),
+            (1_796_618_317_047, 1_796_618_317_047)
+        );
+        assert_eq!(id_ms(&a), epoch_ms(at));
+        assert!(a < b, "{a} then {b}");
+        let later = event_id(&ids, at + Duration::from_millis(3));
+        assert_eq!(id_ms(&later), epoch_ms(at) + 3);
+        // A capture time that went backwards: the ids stay in order, at the latest time.
+        let back = event_id(&ids, at);
+        assert!(
+            later < back && id_ms(&back) == id_ms(&later),
+            "{later} then {back}"
+        );
+    }
 }

@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use super::ids;
 use super::pack::{self, Current, Hint, Packing};
 use super::routes::{Routes, route};
-use super::store::{Limits, QUEUED, Row, ScanFilter, Store, StoreError, Totals, id_text};
+use super::store::{
+    Limits, PUBLISHED_PLACEHOLDER, QUEUED, Row, ScanFilter, Store, StoreError, Totals, id_text,
+};
 use crate::config::Overflow;
 use crate::event::{Event, Kind};
 
@@ -85,9 +88,9 @@ impl Store {
         let mut deleted = mark_delivered(&tx, &mut t, delivered, &limits, now_ms)?;
         {
             let mut ins = tx.prepare_cached(
-                // `published_ms` = `captured_ms`: the placeholder of a queued row (the schema, in
-                // store.rs), as wide as the time the delivered mark writes there.
-                "INSERT INTO events (seq, id, route, captured_ms, bytes, payload, dict, published_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?4)",
+                // The placeholder of a queued row (store.rs), as wide as the delays the
+                // delivered mark writes there.
+                "INSERT INTO events (seq, id, route, captured_ms, bytes, payload, dict, published_after_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut upsert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO handovers (source, key, seq, valid) VALUES (?1, ?2, ?3, ?4)",
@@ -137,12 +140,13 @@ impl Store {
                 let route = route(&tx, &self.routes, &mut routes, &e.source, &new.topic)?;
                 ins.execute(params![
                     seq,
-                    &e.id.as_bytes()[..],
+                    ids::stored(&e.id, e.captured_ms),
                     route,
                     e.captured_ms,
                     len,
                     stored,
-                    dict
+                    dict,
+                    PUBLISHED_PLACEHOLDER
                 ])?;
                 out.rows.push(Row {
                     seq,
@@ -197,9 +201,14 @@ impl Store {
     /// publisher sends them once more (same id, seq and bytes). Returns how many.
     pub fn replay(&mut self, filter: &ScanFilter) -> Result<u64, StoreError> {
         let n = self.conn.execute(
-            "UPDATE events SET state = ?1, published_ms = captured_ms, first_published_ms = NULL
+            "UPDATE events SET state = ?1, published_after_ms = ?4, first_published_ms = NULL
              WHERE state > ?1 AND seq >= ?2 AND captured_ms >= ?3",
-            params![QUEUED, filter.from_seq, filter.since_ms],
+            params![
+                QUEUED,
+                filter.from_seq,
+                filter.since_ms,
+                PUBLISHED_PLACEHOLDER
+            ],
         )?;
         self.load_totals()?;
         Ok(n as u64)
@@ -310,17 +319,19 @@ fn mark_delivered(
     let mut count = tx.prepare_cached(
         "SELECT count(*), coalesce(sum(bytes), 0) FROM events WHERE seq BETWEEN ?1 AND ?2 AND state = 0",
     )?;
-    // Outside [confirm] the mark changes the row in place, at the same size: the state's 0 and
-    // 1 take no bytes, the time replaces a placeholder as wide (store.rs), and the first
+    // Outside [confirm] the mark changes the row in place, at its size or smaller: the state's
+    // 0 and 1 take no bytes, the delay replaces a placeholder at least as wide (store.rs), and the first
     // acknowledgement's time, which measures the confirm lag, stays NULL. A mark that grew
     // the row would split its page once the page had no room: rows fill their pages on
     // append. 2.0 pages written per commit instead of 2.8, 2.0 instead of 4.05 while pruning
     // (`a_commit_of_a_few_events_writes_a_handful_of_pages`).
     let mut change = tx.prepare_cached(if l.confirm {
-        "UPDATE events SET state = 1, published_ms = ?3, first_published_ms = coalesce(first_published_ms, ?3)
+        "UPDATE events SET state = 1, published_after_ms = ?3 - captured_ms,
+                first_published_ms = coalesce(first_published_ms, ?3)
          WHERE seq BETWEEN ?1 AND ?2 AND state = 0"
     } else if keep {
-        "UPDATE events SET state = 1, published_ms = ?3 WHERE seq BETWEEN ?1 AND ?2 AND state = 0"
+        "UPDATE events SET state = 1, published_after_ms = ?3 - captured_ms
+         WHERE seq BETWEEN ?1 AND ?2 AND state = 0"
     } else {
         "DELETE FROM events WHERE seq BETWEEN ?1 AND ?2 AND state = 0 AND ?3 = ?3"
     })?;
@@ -440,7 +451,8 @@ pub(super) fn prune_retained(
     // are delivered in seq order; a replay queues the newest again), found at the table's
     // start without an index.
     let mut oldest = tx.prepare_cached(&format!(
-        "SELECT seq, bytes, coalesce(published_ms, 0) FROM events WHERE state = {} ORDER BY seq LIMIT 1",
+        "SELECT seq, bytes, coalesce(captured_ms + published_after_ms, 0) FROM events
+         WHERE state = {} ORDER BY seq LIMIT 1",
         l.retained_state()
     ))?;
     if t.retained <= l.retain_events + prune_slack(l.retain_events, 64)

@@ -5,6 +5,7 @@
 use rusqlite::params;
 
 use super::commit::{delete_unused_dicts, prune_retained, set_meta};
+use super::ids;
 use super::store::{Store, StoreError};
 
 /// What a consumer confirmed (schema: docs/schema/ack.schema.json).
@@ -66,7 +67,9 @@ impl Store {
         let mut out = Confirmed::default();
         let keep = limits.retain_events > 0;
         let action = if keep {
-            "UPDATE events SET state = 2, published_ms = CASE WHEN state > 0 THEN coalesce(published_ms, ?3) ELSE ?3 END"
+            "UPDATE events SET state = 2, published_after_ms =
+                 CASE WHEN state > 0 THEN coalesce(published_after_ms, ?3 - captured_ms)
+                      ELSE ?3 - captured_ms END"
         } else {
             "DELETE FROM events"
         };
@@ -76,7 +79,8 @@ impl Store {
                 "SELECT seq, state, bytes, first_published_ms FROM events WHERE seq BETWEEN ?1 AND ?2 AND state < 2",
             )?;
             let mut by_id = tx.prepare_cached(
-                "SELECT seq, state, bytes, first_published_ms FROM events WHERE id = ?1 AND state < 2",
+                "SELECT seq, state, bytes, first_published_ms FROM events
+                 WHERE id IN (?1, ?2) AND (length(id) = 16 OR captured_ms = ?3) AND state < 2",
             )?;
             let mut apply =
                 tx.prepare_cached(&format!("{action} WHERE seq = ?1 AND ?2 = ?2 AND ?3 = ?3"))?;
@@ -93,9 +97,11 @@ impl Store {
                     hits.push(row?);
                 }
             }
-            // Ids are stored as the UUID's bytes: one that is not a UUID names no event.
+            // Ids are stored as the UUID's bytes, whole or without the capture time
+            // ([`super::ids`]): one that is not a UUID names no event.
             for id in c.ids.iter().filter_map(|id| uuid::Uuid::parse_str(id).ok()) {
-                let rows = by_id.query_map([&id.as_bytes()[..]], |r| {
+                let (whole, short, time) = ids::lookup(&id);
+                let rows = by_id.query_map(params![whole, short, time], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?;
                 for row in rows {
@@ -147,7 +153,8 @@ impl Store {
         let mut n = 0;
         {
             let mut stmt = tx.prepare_cached(
-                "UPDATE events SET state = 0 WHERE state = 1 AND published_ms < ?1 RETURNING bytes",
+                "UPDATE events SET state = 0
+                 WHERE state = 1 AND captured_ms + published_after_ms < ?1 RETURNING bytes",
             )?;
             let rows = stmt.query_map([published_before_ms], |r| r.get::<_, u64>(0))?;
             for b in rows {

@@ -54,7 +54,7 @@ fn a_queue_of_schema_1_is_migrated_and_its_rows_published_as_they_were() {
     let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     // Without [confirm], the index of the delivered rows is gone (it cost every commit a page).
     let indexed: i64 = c
         .query_row(
@@ -162,12 +162,12 @@ fn a_queue_of_schema_2_keeps_every_event_its_id_source_topic_and_state() {
     let (version, routes, old): (i64, i64, i64) = c
         .query_row(
             "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM routes),
-                    (SELECT count(*) FROM sqlite_master WHERE name = 'events_v2')",
+                    (SELECT count(*) FROM sqlite_master WHERE name = 'events_old')",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!((version, routes, old), (4, 2, 0));
+    assert_eq!((version, routes, old), (5, 2, 0));
     assert_eq!(
         c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
             .unwrap(),
@@ -289,7 +289,7 @@ fn a_migration_that_fails_leaves_the_queue_as_it_was() {
     let (version, rows, tables): (i64, i64, i64) = c
         .query_row(
             "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM events),
-                    (SELECT count(*) FROM sqlite_master WHERE name IN ('routes', 'events_v2'))",
+                    (SELECT count(*) FROM sqlite_master WHERE name IN ('routes', 'events_old'))",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -299,4 +299,156 @@ fn a_migration_that_fails_leaves_the_queue_as_it_was() {
         .query_row("SELECT id FROM events WHERE seq = 2", [], |r| r.get(0))
         .unwrap();
     assert_eq!(id, "not-a-uuid");
+}
+
+/// Version 4's `events`; the other tables are as they are now.
+const SCHEMA_4: &str = "
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY, id BLOB NOT NULL, route INTEGER NOT NULL,
+    captured_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, payload BLOB NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0, published_ms INTEGER, first_published_ms INTEGER,
+    dict INTEGER
+);
+CREATE INDEX events_confirmed ON events (seq) WHERE state = 2;
+PRAGMA user_version = 4;
+";
+
+/// A version 4 queue stored ids whole and the delivery's time as such. Its rows are copied
+/// with ids of their capture time shortened, the others whole, and the delivery's time as
+/// the delay; their payloads, packed with the ids as hints, are published as they were.
+#[test]
+fn a_queue_of_schema_4_stores_its_ids_and_delivery_times_as_version_5_does() {
+    use super::pack::{Hint, pack_against};
+    use super::store::PUBLISHED_PLACEHOLDER;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let topic = "t/st/src/scan";
+    let dict = br#"{"schema":"tracegate.event/1","id":"019ad5e1-3c2b-7f00-8a00-000000000000","seq":0,"code":{"text":"zero"}}"#;
+    // Ids 1 and 3 carry their row's capture time, id 2 another.
+    let captured = [NOW - 10, NOW, NOW - 8];
+    let id_at = |ms: i64, n: u8| {
+        let mut bytes = *uuid::Uuid::parse_str(IDS[0]).unwrap().as_bytes();
+        bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        bytes[15] = n;
+        uuid::Uuid::from_bytes(bytes).to_string()
+    };
+    let ids = [
+        id_at(captured[0], 1),
+        IDS[1].to_owned(),
+        id_at(captured[2], 3),
+    ];
+    let mut payloads = Vec::new();
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(SCHEMA_4).unwrap();
+        c.execute_batch(super::store::SCHEMA).unwrap();
+        c.execute(
+            "INSERT INTO routes (id, source, topic) VALUES (1, 'src', ?1)",
+            [topic],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO dicts (id, topic, bytes, hinted) VALUES (1, ?1, ?2, 1)",
+            params![topic, &dict[..]],
+        )
+        .unwrap();
+        for seq in 1..=3u64 {
+            let i = seq as usize - 1;
+            let id = uuid::Uuid::parse_str(&ids[i]).unwrap();
+            let payload = format!(
+                r#"{{"schema":"tracegate.event/1","id":"{id}","seq":{seq},"code":{{"text":"row {seq}"}}}}"#
+            );
+            let hint = Hint {
+                id,
+                seq,
+                captured_ms: captured[i],
+            };
+            let (state, published) = if seq == 1 {
+                (1, captured[i] + 7)
+            } else {
+                (0, captured[i])
+            };
+            c.execute(
+                "INSERT INTO events (seq, id, route, captured_ms, bytes, payload, dict, state, published_ms)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, 1, ?6, ?7)",
+                params![
+                    seq,
+                    &id.as_bytes()[..],
+                    captured[i],
+                    payload.len(),
+                    pack_against(payload.as_bytes(), dict, Some(&hint)),
+                    state,
+                    published
+                ],
+            )
+            .unwrap();
+            payloads.push(payload);
+        }
+    }
+    let mut s = Store::open(&path, retaining(100, Overflow::Block)).unwrap();
+    let stored: Vec<(i64, i64)> = s
+        .conn
+        .prepare("SELECT length(id), published_after_ms FROM events ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        stored,
+        [
+            (10, 7),
+            (16, PUBLISHED_PLACEHOLDER),
+            (10, PUBLISHED_PLACEHOLDER)
+        ]
+    );
+    let queued = s.fetch(0, 10).unwrap();
+    let got: Vec<_> = queued
+        .iter()
+        .map(|r| {
+            (
+                r.seq,
+                r.id.to_string(),
+                String::from_utf8(r.payload.to_vec()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, ids[1].clone(), payloads[1].clone()),
+            (3, ids[2].clone(), payloads[2].clone())
+        ]
+    );
+    s.commit(&mut [], &[2, 3], NOW + 50).unwrap();
+    let mut scanned = Vec::new();
+    s.scan(&EVERY_EVENT, |r| {
+        scanned.push((r.seq, r.published_ms, String::from_utf8(r.payload).unwrap()));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        scanned,
+        [
+            (1, Some(captured[0] + 7), payloads[0].clone()),
+            (2, Some(NOW + 50), payloads[1].clone()),
+            (3, Some(NOW + 50), payloads[2].clone()),
+        ]
+    );
+    drop(s);
+    let c = Connection::open(&path).unwrap();
+    let (version, old): (i64, i64) = c
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    (SELECT count(*) FROM sqlite_master WHERE name = 'events_old')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((version, old), (5, 0));
+    assert_eq!(
+        c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "ok"
+    );
 }

@@ -8,7 +8,7 @@
 //! earlier version keeps its 2 or 4 KiB):
 //!
 //! - `events(seq INTEGER PRIMARY KEY, id, route, captured_ms, bytes, payload, state,
-//!   published_ms, first_published_ms, dict)` — one row per event not yet delivered (`state` 0), plus the delivered ones
+//!   published_after_ms, first_published_ms, dict)` — one row per event not yet delivered (`state` 0), plus the delivered ones
 //!   kept for `queue replay` (`state` 1, bounded by `retain_events`/`retain_bytes`/`retain_age`).
 //!   `payload` is the exact JSON that is published, seq included, so every (re)publication of
 //!   an event is byte-identical; it is stored LZ4-packed against the dictionary `dict`
@@ -19,12 +19,14 @@
 //!   start of the table where pruning finds them; the queued ones follow, and both the oldest of
 //!   them and a publisher's fetch from the front are looked for from a seq below which there
 //!   are none (`Store::queued_from`, shared with the readers). [confirm] mode, whose states interleave, has partial
-//!   indexes on `seq` per state. A queued row carries `captured_ms` in `published_ms`, a
-//!   placeholder as wide as the time the delivered mark writes there: outside [confirm] the
-//!   mark rewrites the row at its size (`first_published_ms`, the confirm lag's start, stays
-//!   NULL), where a row that grew would split its page (appends fill the pages). `id` is the
-//!   UUID's 16 bytes and `route` names the row's source and topic in `routes`: the fewer bytes
-//!   a row has, the fewer commits take a new page.
+//!   indexes on `seq` per state. The delivered mark writes the delivery's time as the ms
+//!   after the capture into `published_after_ms`, where a queued row carries a placeholder as
+//!   wide as a delay of 24 days: outside [confirm] the mark rewrites the row at its size or
+//!   smaller (`first_published_ms`, the confirm lag's start, stays NULL), where a row that
+//!   grew would split its page (appends fill the pages). `id` is the UUID's last 10 bytes
+//!   when its time is `captured_ms`, as for every event the agent makes, else its 16
+//!   ([`ids`]), and `route` names the row's source and topic in `routes`: the fewer bytes a
+//!   row has, the fewer commits take a new page, and the fewer pages pruning frees.
 //! - `routes(id, source, topic)` — each source and topic pair the events are published on,
 //!   once.
 //! - `dicts(id, topic, bytes, until_seq, hinted)` — per topic, an earlier payload its
@@ -40,7 +42,8 @@
 //! - `context(id = 1, revision, state)` — the line context MES pushed down, as JSON
 //!   ([`crate::context`]); stored before a context command is answered.
 //! - `PRAGMA user_version` — the schema version ([`store`]); 3 since ids are stored as bytes
-//!   and sources and topics once, 4 since payloads are packed with hints. A queue of an
+//!   and sources and topics once, 4 since payloads are packed with hints, 5 since ids are
+//!   stored without their time and the delivery's time as a delay. A queue of an
 //!   earlier version is migrated at open, in one transaction ([`migrate`]); its payloads stay
 //!   as they were and are published as they are.
 //!
@@ -86,6 +89,7 @@
 mod checkpoint;
 mod commit;
 pub mod confirm;
+mod ids;
 mod migrate;
 mod pack;
 pub mod recover;

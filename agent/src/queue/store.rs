@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use super::ids;
 use super::pack::{self, DictCache, UnpackError};
 use super::routes::Routes;
 use crate::config::Overflow;
@@ -19,8 +20,10 @@ use crate::context::ContextState;
 /// Schema version in `PRAGMA user_version`. 2: payloads packed ([`super::pack`]). 3: an
 /// event's id stored as its 16 bytes and its source and topic as a number ([`super::migrate`]).
 /// 4: payloads packed with the row's id, seq and capture time in their history
-/// (`dicts.hinted`).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+/// (`dicts.hinted`). 5: an id stored without the time it shares with `captured_ms`
+/// ([`super::ids`]), and the time of the delivery as the ms after the capture
+/// (`published_after_ms`).
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// The page size of a new queue database, in bytes. Every page a commit changes is written
 /// whole to the WAL (and again by the checkpoint), and a commit at ordinary rates changes a
@@ -37,7 +40,9 @@ pub(super) const PAGE_SIZE: i64 = 1024;
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq          INTEGER PRIMARY KEY, -- gap-free per agent, assigned at commit
-    id           BLOB    NOT NULL,    -- the UUIDv7's 16 bytes, the consumers' idempotency key
+    id           BLOB    NOT NULL,    -- the UUIDv7, the consumers' idempotency key: its last
+                                      -- 10 bytes when its time is captured_ms, else its 16
+                                      -- (ids.rs)
     route        INTEGER NOT NULL,    -- routes(id): the source and the topic
     captured_ms  INTEGER NOT NULL,    -- capture time, ms since the epoch
     bytes        INTEGER NOT NULL,    -- the payload's length (unpacked), for the byte limits
@@ -45,9 +50,10 @@ CREATE TABLE IF NOT EXISTS events (
                                       -- against dicts(dict) unless dict is NULL
     state        INTEGER NOT NULL DEFAULT 0, -- 0 queued, 1 published (broker acknowledged),
                                       -- 2 confirmed (by the consumer, [confirm] mode)
-    published_ms INTEGER,             -- when the broker last acknowledged it (state > 0);
-                                      -- while queued, captured_ms: a placeholder as wide as
-                                      -- the time, so that the mark does not grow the row
+    published_after_ms INTEGER,       -- when the broker last acknowledged it (state > 0), in
+                                      -- ms after captured_ms; while queued, PUBLISHED_PLACEHOLDER:
+                                      -- as wide as the delays of up to 24 days, so that the
+                                      -- mark does not grow the row
     first_published_ms INTEGER,       -- when the broker first acknowledged it (confirm lag;
                                       -- [confirm] mode only)
     dict         INTEGER              -- the dictionary the payload is packed against
@@ -84,6 +90,12 @@ CREATE TABLE IF NOT EXISTS handovers (
     valid  INTEGER NOT NULL           -- whether that event was valid
 );
 ";
+
+/// `published_after_ms` of a queued row: 2^31 - 1, which SQLite stores in 4 bytes, as it does
+/// every delay of delivery up to 24.8 days. The delivered mark then rewrites the row at its
+/// size or smaller, never larger: a row that grew would split its page once the page had no
+/// room, and appends fill the pages. A delay of a second or less takes 2 bytes.
+pub(super) const PUBLISHED_PLACEHOLDER: i64 = i32::MAX as i64;
 
 /// Row states.
 pub const QUEUED: i64 = 0;
@@ -518,7 +530,8 @@ impl Store {
         mut each: impl FnMut(ScannedRow) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT e.seq, e.state, CASE WHEN e.state > 0 THEN e.published_ms END, r.topic, e.id,
+            "SELECT e.seq, e.state, CASE WHEN e.state > 0 THEN e.captured_ms + e.published_after_ms END,
+                    r.topic, e.id,
                     e.captured_ms, e.payload, e.dict, e.bytes
              FROM events e CROSS JOIN routes r ON r.id = e.route
              WHERE e.seq >= ?1 AND e.captured_ms >= ?2 AND (?3 = 0 OR e.state = 0)
@@ -610,7 +623,7 @@ pub(super) fn fetch(
         let stored = Stored::at(r, 3)?;
         out.push(Row {
             seq: stored.seq,
-            id: uuid_text(&stored.id),
+            id: row_id_text(&stored.id, stored.captured_ms),
             source: text(r, 1)?,
             topic: text(r, 2)?,
             payload: stored.unpacked(conn, dicts)?.into(),
@@ -624,12 +637,12 @@ fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Arc<str>> {
     Ok(r.get_ref(i)?.as_str()?.into())
 }
 
-/// An event id as stored (the UUID's 16 bytes) in its usual text form. Anything else, which
-/// only a file written by something other than the agent could hold, is shown as hex.
-fn uuid_text(bytes: &[u8]) -> Arc<str> {
-    match uuid::Uuid::from_slice(bytes) {
-        Ok(id) => id_text(&id),
-        Err(_) => bytes
+/// An event id as a row stores it ([`super::ids`]) in its usual text form. Anything else,
+/// which only a file written by something other than the agent could hold, is shown as hex.
+fn row_id_text(bytes: &[u8], captured_ms: i64) -> Arc<str> {
+    match ids::read(bytes, captured_ms) {
+        Some(id) => id_text(&id),
+        None => bytes
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
@@ -648,8 +661,8 @@ pub(super) fn id_text(id: &uuid::Uuid) -> Arc<str> {
 /// A row's payload as stored, with what unpacking it needs.
 struct Stored {
     seq: u64,
-    /// The event's id (16 bytes) and capture time: with the seq, the hint of a hinted
-    /// dictionary ([`pack::Hint`]).
+    /// The event's id as stored ([`super::ids`]) and its capture time: with the seq, the hint
+    /// of a hinted dictionary ([`pack::Hint`]).
     id: Vec<u8>,
     captured_ms: i64,
     payload: Vec<u8>,
@@ -694,7 +707,7 @@ impl Stored {
             }
         };
         let hint = if hinted {
-            let id = uuid::Uuid::from_slice(&self.id).map_err(|_| failed(UnpackError::Id))?;
+            let id = ids::read(&self.id, self.captured_ms).ok_or(failed(UnpackError::Id))?;
             Some(pack::Hint {
                 id,
                 seq,
