@@ -351,6 +351,15 @@ impl Bench<'_> {
             .metric("tracegate_queue_retained_events")
             .unwrap_or(-1.0);
         self.r.put(sec, "events", json!(n), &format!("{n} events pushed and delivered ({rate:.0}/s; not a measurement), {retained} delivered events retained"));
+        let (written, waited) = settle(&a.agent);
+        self.r.put(
+            sec,
+            "settle_write_bytes",
+            json!(written),
+            &format!(
+                "{written} bytes written after the last delivery, before the next phase ({waited:.1} s): the preload's last delivered marks and the checkpoint of its WAL, not the next phase's"
+            ),
+        );
         Ok(())
     }
 
@@ -1120,3 +1129,32 @@ fn targets(r: &mut Report, o: &Opts) {
         }
     }
 }
+
+/// Waits until the agent has written nothing for [`SETTLED_AFTER`] (at most [`SETTLE_AT_MOST`]):
+/// the delivered marks of a load's last events are committed up to a second later, and that
+/// commit may start the checkpoint of the WAL the load wrote. Returns the bytes written
+/// meanwhile and the seconds waited.
+fn settle(agent: &Agent) -> (u64, f64) {
+    let start = agent.snap();
+    let mut last = start.write_bytes;
+    let mut quiet_since = std::time::Instant::now();
+    let began = std::time::Instant::now();
+    while quiet_since.elapsed() < SETTLED_AFTER && began.elapsed() < SETTLE_AT_MOST {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = agent.snap().write_bytes;
+        if now != last {
+            last = now;
+            quiet_since = std::time::Instant::now();
+        }
+    }
+    (
+        last.saturating_sub(start.write_bytes),
+        began.elapsed().as_secs_f64(),
+    )
+}
+
+/// How long the agent must write nothing to count as settled: longer than the wait of the
+/// delivered marks for a commit to ride with (1 s), plus a checkpoint's start.
+const SETTLED_AFTER: Duration = Duration::from_millis(2500);
+/// A settle never takes longer than this.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(20);
