@@ -190,6 +190,40 @@ CREATE TABLE dicts (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, b
 PRAGMA user_version = 3;
 ";
 
+/// A queue of `version` 3 or 4 (version 3 with `dicts.hinted`) at `path`, with route 1 for the
+/// source `src` on `topic` and dictionary 1 of `dict` (hinted in version 4), and no events.
+fn queue_of_schema_3_or_4(
+    path: &std::path::Path,
+    version: i64,
+    topic: &str,
+    dict: &[u8],
+) -> Connection {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(SCHEMA_3).unwrap();
+    if version == 4 {
+        c.execute_batch(
+            "ALTER TABLE dicts ADD COLUMN hinted INTEGER NOT NULL DEFAULT 0;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    }
+    c.execute_batch(super::store::SCHEMA).unwrap();
+    c.execute(
+        "INSERT INTO routes (id, source, topic) VALUES (1, 'src', ?1)",
+        [topic],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO dicts (id, topic, bytes) VALUES (1, ?1, ?2)",
+        params![topic, dict],
+    )
+    .unwrap();
+    if version == 4 {
+        c.execute("UPDATE dicts SET hinted = 1", []).unwrap();
+    }
+    c
+}
+
 /// A version 3 queue packed its payloads against the dictionary alone. They are published as
 /// they were; the topic's next event makes a dictionary with hints, and the old one goes
 /// once no row uses it.
@@ -202,19 +236,7 @@ fn a_queue_of_schema_3_publishes_its_packed_rows_and_packs_new_ones_with_hints()
     let dict = br#"{"schema":"tracegate.event/1","id":"019ad5e1-3c2b-7f00-8a00-000000000001","seq":1,"code":{"text":"first"}}"#;
     let old = br#"{"schema":"tracegate.event/1","id":"019ad5e1-3c2b-7f00-8a00-000000000002","seq":2,"code":{"text":"second"}}"#;
     {
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch(SCHEMA_3).unwrap();
-        c.execute_batch(super::store::SCHEMA).unwrap();
-        c.execute(
-            "INSERT INTO routes (id, source, topic) VALUES (1, 'src', ?1)",
-            [topic],
-        )
-        .unwrap();
-        c.execute(
-            "INSERT INTO dicts (id, topic, bytes) VALUES (1, ?1, ?2)",
-            params![topic, &dict[..]],
-        )
-        .unwrap();
+        let c = queue_of_schema_3_or_4(&path, 3, topic, dict);
         for (seq, payload) in [(1u64, &dict[..]), (2, &old[..])] {
             let id = uuid::Uuid::parse_str(IDS[seq as usize - 1]).unwrap();
             c.execute(
@@ -301,18 +323,6 @@ fn a_migration_that_fails_leaves_the_queue_as_it_was() {
     assert_eq!(id, "not-a-uuid");
 }
 
-/// Version 4's `events`; the other tables are as they are now.
-const SCHEMA_4: &str = "
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY, id BLOB NOT NULL, route INTEGER NOT NULL,
-    captured_ms INTEGER NOT NULL, bytes INTEGER NOT NULL, payload BLOB NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0, published_ms INTEGER, first_published_ms INTEGER,
-    dict INTEGER
-);
-CREATE INDEX events_confirmed ON events (seq) WHERE state = 2;
-PRAGMA user_version = 4;
-";
-
 /// A version 4 queue stored ids whole and the delivery's time as such. Its rows are copied
 /// with ids of their capture time shortened, the others whole, and the delivery's time as
 /// the delay; their payloads, packed with the ids as hints, are published as they were.
@@ -339,19 +349,7 @@ fn a_queue_of_schema_4_stores_its_ids_and_delivery_times_as_version_5_does() {
     ];
     let mut payloads = Vec::new();
     {
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch(SCHEMA_4).unwrap();
-        c.execute_batch(super::store::SCHEMA).unwrap();
-        c.execute(
-            "INSERT INTO routes (id, source, topic) VALUES (1, 'src', ?1)",
-            [topic],
-        )
-        .unwrap();
-        c.execute(
-            "INSERT INTO dicts (id, topic, bytes, hinted) VALUES (1, ?1, ?2, 1)",
-            params![topic, &dict[..]],
-        )
-        .unwrap();
+        let c = queue_of_schema_3_or_4(&path, 4, topic, dict);
         for seq in 1..=3u64 {
             let i = seq as usize - 1;
             let id = uuid::Uuid::parse_str(&ids[i]).unwrap();
