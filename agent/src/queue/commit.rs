@@ -320,11 +320,11 @@ fn mark_delivered(
         "SELECT count(*), coalesce(sum(bytes), 0) FROM events WHERE seq BETWEEN ?1 AND ?2 AND state = 0",
     )?;
     // Outside [confirm] the mark changes the row in place, at its size or smaller: the state's
-    // 0 and 1 take no bytes, the delay replaces a placeholder at least as wide (store.rs), and the first
-    // acknowledgement's time, which measures the confirm lag, stays NULL. A mark that grew
-    // the row would split its page once the page had no room: rows fill their pages on
-    // append. 2.0 pages written per commit instead of 2.8, 2.0 instead of 4.05 while pruning
-    // (`a_commit_of_a_few_events_writes_a_handful_of_pages`).
+    // 0 and 1 take no bytes, the delay replaces a placeholder at least as wide (store.rs),
+    // and the first acknowledgement's time, which measures the confirm lag, stays NULL. A
+    // mark that grew the row would split its page once the page had no room: rows fill their
+    // pages on append. 2.0 pages written per commit instead of 2.8, 2.0 instead of 4.05 while
+    // pruning (`a_commit_of_a_few_events_writes_a_handful_of_pages`).
     let mut change = tx.prepare_cached(if l.confirm {
         "UPDATE events SET state = 1, published_after_ms = ?3 - captured_ms,
                 first_published_ms = coalesce(first_published_ms, ?3)
