@@ -692,6 +692,40 @@ async fn deliveries_wait_for_the_next_append_and_are_never_fetched_again() {
     writer.join().unwrap();
 }
 
+#[tokio::test]
+async fn a_full_batch_commits_without_waiting_out_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("q.db"), limits(1000, Overflow::Block)).unwrap();
+    // A window far longer than the test: only a full batch can commit before it ends.
+    let (queue, writer) =
+        super::spawn(store, Duration::from_secs(600), 8, Default::default(), None);
+    let mut replies = Vec::new();
+    for i in 0..9 {
+        let (tx, rx) = oneshot::channel();
+        queue.append(event(&i.to_string()), tx).await.unwrap();
+        replies.push(rx);
+    }
+    let mut ninth = replies.pop().unwrap();
+    for (i, rx) in replies.into_iter().enumerate() {
+        let verdict = tokio::time::timeout(Duration::from_secs(60), rx)
+            .await
+            .expect("a full batch waited for the window")
+            .unwrap();
+        assert!(
+            matches!(verdict, Verdict::Committed { seq, .. } if seq == i as u64 + 1),
+            "{verdict:?}"
+        );
+    }
+    // The ninth is the next batch's first: it waits for its window, or for the stop.
+    assert!(ninth.try_recv().is_err());
+    drop(queue);
+    writer.join().unwrap();
+    assert!(matches!(
+        ninth.await.unwrap(),
+        Verdict::Committed { seq: 9, .. }
+    ));
+}
+
 /// Appends `texts` through the writer and waits until the last is committed.
 async fn append_all(queue: &super::Queue, texts: impl IntoIterator<Item = String>) {
     let mut last = None;
