@@ -71,9 +71,7 @@
 //!   with the same id, seq and bytes.
 //! - **Group commit**: appends and deletes that arrive within `commit_window` (or until
 //!   `commit_batch` appends) share one transaction and one fsync. Nothing is written while
-//!   nothing happens. The writer thread is woken by the first append of a window, by the
-//!   append that fills a batch and by the first delivery since its last commit, not by every
-//!   event: the others wait in the channel and the deliveries' inbox for the commit.
+//!   nothing happens.
 //! - **Checkpoints** (copying the WAL back into the database file so the WAL can start over)
 //!   run on a thread of their own with its own connection ([`checkpoint`]), not inside the
 //!   commit that takes the WAL past 4 MiB: that commit, and the scans waiting behind

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use tracegate_drivers::Verdict;
 
@@ -32,8 +32,7 @@ struct Append {
 }
 
 enum Control {
-    /// Deliveries wait in [`Queue::delivered`]'s inbox: take them.
-    Delivered,
+    Delivered(Vec<u64>),
     Confirm {
         confirmation: Confirmation,
         reply: oneshot::Sender<Result<Confirmed, String>>,
@@ -53,12 +52,6 @@ enum Control {
 #[derive(Clone)]
 pub struct Queue {
     appends: mpsc::Sender<Append>,
-    /// Rung by the append that fills the channel: a full batch waits, commit it now instead of
-    /// at the end of the window.
-    batch_ready: Arc<Notify>,
-    /// Delivered seqs not yet taken by the writer. Only the first of them, and the one that
-    /// makes [`DELIVERIES_AT_MOST`], wake the writer; the rest are taken with the next commit.
-    delivered: Arc<Mutex<Vec<u64>>>,
     control: mpsc::Sender<Control>,
     /// Highest seq committed so far; the publisher waits on changes.
     committed: watch::Receiver<u64>,
@@ -92,11 +85,7 @@ impl Queue {
         self.appends
             .send(Append { event, reply })
             .await
-            .map_err(|_| QueueClosed)?;
-        if self.appends.capacity() == 0 {
-            self.batch_ready.notify_one();
-        }
-        Ok(())
+            .map_err(|_| QueueClosed)
     }
 
     /// Marks events delivered (the broker acknowledged them); the next commit records it.
@@ -107,24 +96,10 @@ impl Queue {
             let mut deleting = lock(&self.deleting);
             seqs.retain(|s| deleting.insert(*s));
         }
-        let wake = {
-            let mut inbox = lock(&self.delivered);
-            let before = inbox.len();
-            let after = before + seqs.len();
-            inbox.extend(seqs);
-            (before == 0 && after > 0)
-                || (before < DELIVERIES_AT_MOST && after >= DELIVERIES_AT_MOST)
-        };
-        if wake {
-            self.control
-                .send(Control::Delivered)
-                .await
-                .map_err(|_| QueueClosed)
-        } else if self.control.is_closed() {
-            Err(QueueClosed)
-        } else {
-            Ok(())
-        }
+        self.control
+            .send(Control::Delivered(seqs))
+            .await
+            .map_err(|_| QueueClosed)
     }
 
     /// Up to `limit` undelivered events with seq > `after`, in order, without those delivered
@@ -270,8 +245,6 @@ pub fn spawn(
     republish_after: Option<Duration>,
 ) -> (Queue, std::thread::JoinHandle<()>) {
     let (append_tx, append_rx) = mpsc::channel(batch.max(1));
-    let batch_ready = Arc::new(Notify::new());
-    let delivered = Arc::new(Mutex::new(Vec::new()));
     let (control_tx, control_rx) = mpsc::channel(1024);
     let next = store.stats().map(|s| s.next_seq).unwrap_or(1);
     let (committed_tx, committed_rx) = watch::channel(next - 1);
@@ -299,8 +272,6 @@ pub fn spawn(
         window,
         batch: batch.max(1),
         appends: append_rx,
-        batch_ready: batch_ready.clone(),
-        inbox: delivered.clone(),
         control: control_rx,
         committed: committed_tx,
         full: full_tx,
@@ -328,8 +299,6 @@ pub fn spawn(
         .expect("spawn queue writer thread");
     let queue = Queue {
         appends: append_tx,
-        batch_ready,
-        delivered,
         control: control_tx,
         committed: committed_rx,
         full: full_rx,
@@ -354,11 +323,7 @@ struct Writer {
     store: Store,
     window: Duration,
     batch: usize,
-    /// Appends wait here during a commit window ([`Writer::run`]).
     appends: mpsc::Receiver<Append>,
-    batch_ready: Arc<Notify>,
-    /// [`Queue::delivered`]'s inbox.
-    inbox: Arc<Mutex<Vec<u64>>>,
     control: mpsc::Receiver<Control>,
     committed: watch::Sender<u64>,
     full: watch::Sender<bool>,
@@ -389,13 +354,7 @@ impl Writer {
         let mut next_check = Instant::now() + check_every.unwrap_or(Duration::from_secs(3600));
         while appends_open || control_open {
             let check = check_every.is_some() && self.store.awaiting() > 0;
-            // The first append opens a commit window. The others wait in the channel until
-            // the window ends, or until the append that fills the channel rings
-            // `batch_ready`: the writer wakes once a commit, not once an event. Once the
-            // handles are gone (the control channel closed with them), it takes them all.
             let take_appends = appends_open && !self.blocked() && self.pending.len() < self.batch;
-            let take_first = take_appends && (self.pending.is_empty() || !control_open);
-            let window_open = take_appends && !self.pending.is_empty();
             let due = deadline.filter(|_| self.has_work());
             let deliveries_at = self
                 .deletes_since
@@ -407,11 +366,10 @@ impl Writer {
                     Some(c) => self.handle(c),
                     None => control_open = false,
                 },
-                msg = self.appends.recv(), if take_first => match msg {
+                msg = self.appends.recv(), if take_appends => match msg {
                     Some(a) => self.pending.push(a),
                     None => appends_open = false,
                 },
-                _ = self.batch_ready.notified(), if window_open => self.take_waiting(),
                 _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     deadline = None;
                     self.commit();
@@ -450,29 +408,6 @@ impl Writer {
         if let Err(e) = self.store.checkpoint_for_stop() {
             tracing::warn!(error = %e, "queue: no checkpoint at the stop (the WAL is kept and read at the next start)");
         }
-    }
-
-    /// Takes the appends waiting in the channel into `pending`, up to a batch, unless the
-    /// writer takes none now ([`Writer::blocked`]).
-    fn take_waiting(&mut self) {
-        while self.pending.len() < self.batch && !self.blocked() {
-            match self.appends.try_recv() {
-                Ok(a) => self.pending.push(a),
-                Err(_) => break,
-            }
-        }
-    }
-
-    /// Takes the deliveries waiting in the inbox.
-    fn take_delivered(&mut self) {
-        let mut inbox = lock(&self.inbox);
-        if inbox.is_empty() {
-            return;
-        }
-        self.stalled = false;
-        self.deletes_since.get_or_insert_with(Instant::now);
-        // Already in `deleting` ([`Queue::delivered`]), each once.
-        self.deletes.append(&mut inbox);
     }
 
     /// True when a commit is due: appends are waiting and the queue has room (a full queue
@@ -551,7 +486,12 @@ impl Writer {
                 let _ = reply.send(n);
                 self.update_full();
             }
-            Control::Delivered => self.take_delivered(),
+            Control::Delivered(seqs) => {
+                self.stalled = false;
+                self.deletes_since.get_or_insert_with(Instant::now);
+                // Already in `deleting` ([`Queue::delivered`]), each once.
+                self.deletes.extend(seqs);
+            }
             Control::Stats(reply) => {
                 let stats = self.store.stats().map_err(|e| e.to_string());
                 // They looked for the oldest queued row.
@@ -564,8 +504,6 @@ impl Writer {
     /// One transaction for everything pending, deliveries included. Appends that did not fit
     /// (block) stay pending.
     fn commit(&mut self) {
-        self.take_delivered();
-        self.take_waiting();
         if self.pending.is_empty() && self.deletes.is_empty() {
             return;
         }
