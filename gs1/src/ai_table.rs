@@ -224,11 +224,46 @@ impl AiEntry {
 
 /// The table entry for an exact AI (`"01"`, `"3103"`), if known.
 ///
-/// A binary search: the table's ranges are disjoint and sorted (`w[0].last < w[1].first`, as
-/// strings), so the only entry that can hold `ai` is the last one that begins at or before it.
+/// An index by the AI's digits ([`slot`]): a scan's parse asks for a few AIs per element, and a
+/// binary search of the table by string took ~4 % of the agent's CPU at full load
+/// (docs/performance.md).
 pub fn lookup(ai: &str) -> Option<&'static AiEntry> {
-    let after = AI_TABLE.partition_point(|e| e.first <= ai);
-    AI_TABLE[..after].last().filter(|e| e.contains(ai))
+    let at = *INDEX.get(slot(ai)?)?;
+    (at != NO_ENTRY).then(|| &AI_TABLE[usize::from(at)])
+}
+
+/// Slots of the index: the 2-digit AIs, then the 3-digit, then the 4-digit ones.
+const SLOTS: usize = 100 + 1_000 + 10_000;
+/// An index slot whose AI is not in the table.
+const NO_ENTRY: u16 = u16::MAX;
+
+/// For each AI of 2 to 4 digits, the position of its entry in [`AI_TABLE`] (22 KB, built on
+/// first use). An entry's range has one length and digits only, so it is the slots from its
+/// `first` to its `last`.
+static INDEX: std::sync::LazyLock<Box<[u16]>> = std::sync::LazyLock::new(|| {
+    let mut index = vec![NO_ENTRY; SLOTS].into_boxed_slice();
+    for (at, e) in AI_TABLE.iter().enumerate() {
+        let (first, last) = (slot(e.first), slot(e.last));
+        let (Some(first), Some(last)) = (first, last) else {
+            unreachable!("AI range {}-{} is not 2 to 4 digits", e.first, e.last);
+        };
+        index[first..=last].fill(u16::try_from(at).expect("AI table fits in u16"));
+    }
+    index
+});
+
+/// The index slot of an AI of 2 to 4 ASCII digits.
+fn slot(ai: &str) -> Option<usize> {
+    let digits = ai.as_bytes();
+    if !(2..=4).contains(&digits.len()) || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0'));
+    Some(match digits.len() {
+        2 => n,
+        3 => 100 + n,
+        _ => 1_100 + n,
+    })
 }
 
 /// Whether `ai` is a known predefined-length AI (may be followed directly by the next AI).
