@@ -28,6 +28,26 @@ impl<T: Into<Arc<str>>> From<T> for Name {
     }
 }
 
+/// Counts one event of `source` in a batch's tally, to add to a per-source family once per
+/// batch: a family's lookup hashes the label and takes a lock, too much once per event.
+pub fn tally(per_source: &mut Vec<(Arc<str>, u64)>, source: &Arc<str>) {
+    match per_source.iter_mut().find(|(s, _)| s == source) {
+        Some((_, n)) => *n += 1,
+        None => per_source.push((source.clone(), 1)),
+    }
+}
+
+/// Adds a batch's [`tally`] to a per-source counter family.
+pub fn add_tally(family: &Family<SourceLabel, Counter>, per_source: Vec<(Arc<str>, u64)>) {
+    for (source, n) in per_source {
+        family
+            .get_or_create(&SourceLabel {
+                source: source.into(),
+            })
+            .inc_by(n);
+    }
+}
+
 /// The `source` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {

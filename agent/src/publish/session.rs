@@ -13,7 +13,7 @@ use tracegate_drivers::Shutdown;
 use super::inflight::{Carried, InFlight};
 use super::link::{Client, NetEvent, Props, Protocol, Qos};
 use super::{Ended, Publisher, commands, heartbeat};
-use crate::ops::metrics::SourceLabel;
+use crate::ops::metrics::{add_tally, tally};
 use crate::queue::Confirmation;
 
 /// How a clean stop waits for outstanding acknowledgements.
@@ -32,6 +32,8 @@ pub(super) struct Session<'a> {
     inflight: InFlight,
     /// Source of each event in flight, for the per-source published counter.
     sources: HashMap<u64, Arc<str>>,
+    /// Events acknowledged per source since the published counters were last added to.
+    published: Vec<(Arc<str>, u64)>,
     /// When events the broker refused are to be sent again.
     retry_at: Option<Instant>,
     /// Rows fetched but not yet sent, in seq order, and whether that fetch reached the end of
@@ -48,6 +50,7 @@ impl<'a> Session<'a> {
             protocol,
             inflight: InFlight::new(),
             sources: HashMap::new(),
+            published: Vec::new(),
             retry_at: None,
             ahead: VecDeque::new(),
             ahead_ends: false,
@@ -114,6 +117,7 @@ impl<'a> Session<'a> {
                     while let Ok(m) = rx.try_recv() {
                         self.handle(Some(m), &mut delivered).await?;
                     }
+                    add_tally(&p.state.metrics.published, std::mem::take(&mut self.published));
                     if !delivered.is_empty() {
                         p.queue.delivered(delivered).await.map_err(|e| lost(e.to_string()))?;
                         caught_up = false;
@@ -239,11 +243,7 @@ impl<'a> Session<'a> {
                     let m = &self.publisher.state.metrics;
                     m.publish_to_ack.observe(after.as_secs_f64());
                     if let Some(source) = source {
-                        m.published
-                            .get_or_create(&SourceLabel {
-                                source: source.into(),
-                            })
-                            .inc();
+                        tally(&mut self.published, &source);
                     }
                     delivered.push(seq);
                 }
@@ -332,6 +332,10 @@ impl<'a> Session<'a> {
                 _ => break,
             }
         }
+        add_tally(
+            &self.publisher.state.metrics.published,
+            std::mem::take(&mut self.published),
+        );
         if !delivered.is_empty() {
             let _ = self.publisher.queue.delivered(delivered).await;
         }

@@ -19,7 +19,7 @@ use super::tail::Tail;
 use crate::config::Overflow;
 use crate::context::ContextState;
 use crate::event::epoch_ms;
-use crate::ops::metrics::{Metrics, SourceLabel};
+use crate::ops::metrics::{Metrics, add_tally, tally};
 
 /// The writer has stopped (shutdown, or its thread failed).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -548,18 +548,18 @@ impl Writer {
                 }
                 let n = done.accepted.len();
                 self.stalled = n < events.len();
+                // The commit's time and its count per source, once: per event they were a
+                // clock read and a labelled lookup.
+                let now = std::time::SystemTime::now();
+                let mut per_source: Vec<(Arc<str>, u64)> = Vec::new();
                 for (i, (event, reply)) in events.into_iter().zip(replies).enumerate() {
                     match done.accepted.get(i) {
                         Some(a) => {
                             if !a.repeated {
-                                let m = &self.metrics;
-                                m.committed
-                                    .get_or_create(&SourceLabel {
-                                        source: event.event.source.clone().into(),
-                                    })
-                                    .inc();
-                                let latency = event.captured.elapsed().unwrap_or_default();
-                                m.scan_to_commit.observe(latency.as_secs_f64());
+                                tally(&mut per_source, &event.event.source);
+                                let latency =
+                                    now.duration_since(event.captured).unwrap_or_default();
+                                self.metrics.scan_to_commit.observe(latency.as_secs_f64());
                             }
                             if a.repeated {
                                 tracing::info!(source = %event.event.source, seq = a.seq, "handover already committed before a restart; acknowledging it again");
@@ -572,6 +572,7 @@ impl Writer {
                         None => self.pending.push(Append { event, reply }),
                     }
                 }
+                add_tally(&self.metrics.committed, per_source);
                 if let Some(last) = done.last_seq {
                     self.committed.send_replace(last);
                 }
