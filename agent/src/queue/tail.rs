@@ -55,7 +55,24 @@ impl Tail {
         // looked for by binary search instead of hashing every row of the tail.
         let mut sorted = seqs.to_vec();
         sorted.sort_unstable();
-        let (first, last) = (sorted[0], sorted[sorted.len() - 1]);
+        // Acknowledgements come in order, so they are mostly the oldest rows: those leave
+        // from the front without a pass over the rest.
+        let mut taken = 0;
+        while let (Some(front), Some(&seq)) = (self.rows.front(), sorted.get(taken)) {
+            if seq < front.seq {
+                taken += 1;
+            } else if seq == front.seq {
+                self.bytes -= front.payload.len();
+                self.rows.pop_front();
+                taken += 1;
+            } else {
+                break;
+            }
+        }
+        let sorted = &sorted[taken..];
+        let (Some(&first), Some(&last)) = (sorted.first(), sorted.last()) else {
+            return;
+        };
         let bytes = &mut self.bytes;
         self.rows.retain(|r| {
             let keep = r.seq < first || r.seq > last || sorted.binary_search(&r.seq).is_err();
@@ -134,6 +151,19 @@ mod tests {
         // Coverage stays: the next commit continues it.
         t.committed(5, vec![row(5)]);
         assert_eq!(seqs(&t.fetch(0, 10).unwrap()), vec![5]);
+    }
+
+    #[test]
+    fn acknowledgements_out_of_order_or_of_rows_gone_leave_the_rest() {
+        let mut t = Tail::default();
+        t.committed(5, vec![row(5), row(6), row(7), row(8)]);
+        t.delivered(&[8, 3, 6, 5]);
+        assert_eq!(seqs(&t.fetch(4, 10).unwrap()), vec![7]);
+        assert_eq!(t.bytes, 100);
+        t.delivered(&[7, 7]);
+        assert_eq!((t.fetch(4, 10).unwrap(), t.bytes), (Vec::new(), 0));
+        t.committed(9, vec![row(9)]);
+        assert_eq!(seqs(&t.fetch(4, 10).unwrap()), vec![9]);
     }
 
     #[test]
