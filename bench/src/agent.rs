@@ -72,6 +72,16 @@ pub fn apply_overrides(config: &str, overrides: &[String]) -> Result<String, Str
     Ok(lines.join("\n") + "\n")
 }
 
+/// Whether the agent speaks MQTT 5 with these overrides: its default ("auto") does with
+/// mosquitto 2, `mqtt.protocol = "3.1.1"` does not.
+pub fn speaks_mqtt5(overrides: &[String]) -> bool {
+    !overrides.iter().any(|o| {
+        o.split_once('=').is_some_and(|(k, v)| {
+            k.trim() == "mqtt.protocol" && v.trim().trim_matches(['"', '\'']) == "3.1.1"
+        })
+    })
+}
+
 /// The generated config. Everything not set here is the product's default (commit_window 5ms,
 /// commit_batch 128, inflight 64, retain_events 100000, heartbeat 60s, keepalive 30s).
 pub fn config_toml(s: &AgentSetup, scanner_port: u16, metrics_port: u16) -> String {
@@ -306,4 +316,21 @@ pub fn histogram_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -
         .iter()
         .find(|(_, c)| *c >= q * total)
         .map(|(le, _)| *le)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raw_publisher_speaks_what_the_overrides_make_the_agent_speak() {
+        assert!(speaks_mqtt5(&[]));
+        assert!(speaks_mqtt5(&["mqtt.protocol=\"5\"".into()]));
+        assert!(speaks_mqtt5(&["mqtt.protocol = \"auto\"".into()]));
+        assert!(!speaks_mqtt5(&["mqtt.protocol = \"3.1.1\"".into()]));
+        assert!(!speaks_mqtt5(&[
+            "store.commit_window=\"4ms\"".into(),
+            "mqtt.protocol='3.1.1'".into()
+        ]));
+    }
 }

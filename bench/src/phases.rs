@@ -574,6 +574,7 @@ impl Bench<'_> {
             first,
             n,
             64,
+            crate::agent::speaks_mqtt5(&self.o.overrides),
             Duration::from_secs(n / 200 + 60),
         )?;
         if !wait_count(
@@ -595,7 +596,7 @@ impl Bench<'_> {
             sec,
             label,
             json!({"events": n, "rate_per_s": round(rate, 0), "puback_rate_per_s": round(ack_rate, 0), "broker_cpu_secs_per_10k": round(broker_cpu, 3)}),
-            &format!("raw rumqttc QoS 1 (inflight 64): {rate:.0}/s at the subscriber ({ack_rate:.0}/s PUBACKs), mosquitto {broker_cpu:.2} s CPU/10k"),
+            &format!("raw rumqttc QoS 1 (inflight 64, {}): {rate:.0}/s at the subscriber ({ack_rate:.0}/s PUBACKs), mosquitto {broker_cpu:.2} s CPU/10k", if crate::agent::speaks_mqtt5(&self.o.overrides) { "MQTT 5 with the agent's properties" } else { "MQTT 3.1.1" }),
         );
         Ok(rate)
     }

@@ -1,11 +1,17 @@
 //! The raw ceiling: a plain rumqttc QoS 1 publisher (no queue, no disk), same client library
 //! and window as the agent (inflight 64, TCP_NODELAY), publishing the agent's own payload
 //! bytes (only the serial differs) to the same broker, measured by the same subscriber.
+//!
+//! It sends the messages the agent sends: over MQTT 5 (the agent's default) with the agent's
+//! properties (user properties `id`, `seq` and `schema`, content type and payload format),
+//! over 3.1.1 the bare payload. The properties cost the client and the broker per message, so
+//! a ceiling without them would not be the ceiling of the agent's traffic.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{Client, Event, MqttOptions, NetworkOptions, Packet, QoS};
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
+use rumqttc::{Client, Event, MqttOptions, NetworkOptions, Packet, QoS, v5};
 
 use crate::reader::set_seq;
 use crate::util::now_ns;
@@ -16,7 +22,9 @@ pub struct RawRun {
     pub acks: u64,
 }
 
-/// Publishes `n` messages (seqs `first_seq..`) on `topic` with `payload` as the template.
+/// Publishes `n` messages (seqs `first_seq..`) on `topic` with `payload` as the template, over
+/// MQTT 5 with the agent's properties when `v5`, else over 3.1.1.
+#[allow(clippy::too_many_arguments)]
 pub fn publish(
     port: u16,
     topic: &str,
@@ -24,8 +32,12 @@ pub fn publish(
     first_seq: u64,
     n: u64,
     inflight: u16,
+    v5: bool,
     timeout: Duration,
 ) -> Result<RawRun, String> {
+    if v5 {
+        return publish_v5(port, topic, payload, first_seq, n, inflight, timeout);
+    }
     let mut o = MqttOptions::new(format!("tgbench-raw-{first_seq}"), "127.0.0.1", port);
     o.set_clean_session(true);
     o.set_keep_alive(Duration::from_secs(30));
@@ -84,6 +96,98 @@ pub fn publish(
     }
     let (acks, last) = poller.join().map_err(|_| "raw poll thread panicked")?;
     let _ = client.try_disconnect();
+    finish(first, acks, last, n)
+}
+
+/// [`publish`] over MQTT 5, each message with the properties the agent gives an event.
+fn publish_v5(
+    port: u16,
+    topic: &str,
+    payload: &[u8],
+    first_seq: u64,
+    n: u64,
+    inflight: u16,
+    timeout: Duration,
+) -> Result<RawRun, String> {
+    let mut o = v5::MqttOptions::new(format!("tgbench-raw-{first_seq}"), "127.0.0.1", port);
+    o.set_clean_start(true);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_outgoing_inflight_upper_limit(inflight);
+    o.set_max_packet_size(Some(1024 * 1024));
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    o.set_network_options(net);
+    let (client, mut connection) = v5::Client::new(o, usize::from(inflight) + 16);
+    let (connected_tx, connected_rx) = mpsc::channel::<()>();
+    let deadline = Instant::now() + timeout;
+    let poller = std::thread::Builder::new()
+        .name("bench-raw-poll".into())
+        .spawn(move || {
+            let mut acks = 0u64;
+            let mut last = 0u64;
+            let mut connected = Some(connected_tx);
+            for event in connection.iter() {
+                match event {
+                    Ok(v5::Event::Incoming(v5::Incoming::ConnAck(_))) => {
+                        if let Some(tx) = connected.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(v5::Event::Incoming(v5::Incoming::PubAck(_))) => {
+                        acks += 1;
+                        last = now_ns();
+                        if acks == n {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            (acks, last)
+        })
+        .map_err(|e| e.to_string())?;
+    connected_rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "the raw publisher did not connect")?;
+    let mut p = payload.to_vec();
+    let first = now_ns();
+    for i in 0..n {
+        let seq = first_seq + i;
+        set_seq(&mut p, seq);
+        // The agent's: the event id (a UUID's 36 characters), the seq and the schema.
+        let props = PublishProperties {
+            payload_format_indicator: Some(1),
+            content_type: Some("application/json".into()),
+            user_properties: vec![
+                ("id".into(), format!("00000000-0000-7000-8000-{seq:012x}")),
+                ("seq".into(), seq.to_string()),
+                ("schema".into(), "tracegate.event/1".into()),
+            ],
+            ..Default::default()
+        };
+        if client
+            .publish_with_properties(
+                topic,
+                v5::mqttbytes::QoS::AtLeastOnce,
+                false,
+                p.clone(),
+                props,
+            )
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (acks, last) = poller.join().map_err(|_| "raw poll thread panicked")?;
+    let _ = client.try_disconnect();
+    finish(first, acks, last, n)
+}
+
+fn finish(first: u64, acks: u64, last: u64, n: u64) -> Result<RawRun, String> {
     if acks < n {
         return Err(format!("the raw publisher got {acks} of {n} PUBACKs"));
     }
