@@ -65,10 +65,12 @@ pub struct Alarm {
     pub message: String,
 }
 
-/// One event, as published. `seq` is assigned when the queue commits it.
+/// One event, as published. `seq` is assigned when the queue commits it: the source's
+/// processor serializes the event with a 0 there, and the commit writes the seq into the
+/// payload (`queue::NewEvent`).
 ///
 /// The names and the line context are shared with the source's processor (`Arc`): they are
-/// the same for every event of a source, and an event is freed on the queue writer's thread.
+/// the same for every event of a source.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub schema: &'static str,

@@ -51,6 +51,8 @@ pub struct Processor {
     /// Makes the source's event ids: UUIDv7s whose time is the capture time, ordered within
     /// a millisecond by a counter ([`event_id`]).
     ids: ContextV7,
+    /// The capacity a payload starts from ([`NewEvent::new`]).
+    size_hint: usize,
 }
 
 impl Processor {
@@ -94,6 +96,7 @@ impl Processor {
             context,
             stamped: None,
             ids: ContextV7::new(),
+            size_hint: 512,
         }
     }
 
@@ -166,12 +169,13 @@ impl Processor {
             context,
             context_rev,
         };
-        Some(NewEvent {
+        Some(NewEvent::new(
             event,
-            topic: self.topics[c.kind as usize].clone(),
+            self.topics[c.kind as usize].clone(),
             handover,
-            captured: reading.captured_at,
-        })
+            reading.captured_at,
+            &mut self.size_hint,
+        ))
     }
 
     /// Counts an event of `kind` in `events_captured`.

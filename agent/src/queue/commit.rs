@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use uuid::Uuid;
+
 use super::ids;
 use super::pack::{self, Current, Hint, Packing};
 use super::routes::{Routes, route};
@@ -16,15 +18,89 @@ use super::store::{
 use crate::config::Overflow;
 use crate::event::{Event, Kind};
 
-/// An event waiting to be committed, with its topic.
+/// An event waiting to be committed: its payload, serialized by the source's processor, and
+/// what the commit needs to know of it.
+///
+/// The processor serializes it so that the event's many small allocations (code, GS1
+/// elements, times) are made and freed on one thread. Freed on the queue writer's thread
+/// instead, each free took the lock of the processor thread's malloc arena, against that
+/// thread's own allocations: over half the agent's futex calls at full rate
+/// (docs/performance.md).
 #[derive(Debug)]
 pub struct NewEvent {
-    pub event: Event,
+    /// The JSON payload, seq included ([`NewEvent::set_seq`]).
+    payload: Vec<u8>,
+    /// Where the seq's digits are in `payload`, and how many there are.
+    seq_at: usize,
+    seq_len: usize,
+    pub id: Uuid,
+    pub kind: Kind,
+    pub source: Arc<str>,
+    /// Capture time in ms since the epoch, stored beside the payload.
+    pub captured_ms: i64,
     pub topic: Arc<str>,
     /// The device's handover id ([`tracegate_drivers::Reading::handover`]).
     pub handover: Option<String>,
     /// When the driver captured it (for the scan → commit latency; not stored).
     pub captured: std::time::SystemTime,
+}
+
+/// Room for a seq of up to 20 digits where the payload holds a 0 for it.
+const SEQ_ROOM: usize = 19;
+
+impl NewEvent {
+    /// Serializes `event` (its seq is set at commit). `size_hint` is the capacity to start
+    /// from, updated to fit this payload: a payload grown from serde_json's 128 bytes took
+    /// three reallocations.
+    pub fn new(
+        mut event: Event,
+        topic: Arc<str>,
+        handover: Option<String>,
+        captured: std::time::SystemTime,
+        size_hint: &mut usize,
+    ) -> NewEvent {
+        event.seq = 0;
+        let mut payload = Vec::with_capacity(*size_hint);
+        // Cannot fail: the writer is a Vec and every map of an event has string keys.
+        serde_json::to_writer(&mut payload, &event).expect("an event serializes to JSON");
+        *size_hint = (payload.len() + SEQ_ROOM)
+            .next_multiple_of(64)
+            .max(*size_hint);
+        // The schema and the id come first and hold no `"seq":`, so the first one is the
+        // field's.
+        const SEQ_ZERO: &[u8] = b"\"seq\":0,";
+        let seq_at = payload
+            .windows(SEQ_ZERO.len())
+            .position(|w| w == SEQ_ZERO)
+            .expect("an event's payload has its seq")
+            + SEQ_ZERO.len()
+            - 2;
+        NewEvent {
+            payload,
+            seq_at,
+            seq_len: 1,
+            id: event.id,
+            kind: event.kind,
+            source: event.source.clone(),
+            captured_ms: event.captured_ms,
+            topic,
+            handover,
+            captured,
+        }
+    }
+
+    /// Writes `seq` into the payload (again, when a failed commit is retried).
+    pub fn set_seq(&mut self, seq: u64) {
+        let digits = seq.to_string();
+        let at = self.seq_at;
+        self.payload.splice(at..at + self.seq_len, digits.bytes());
+        self.seq_len = digits.len();
+    }
+
+    /// The payload as it is published.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
 }
 
 /// One event a commit took.
@@ -82,6 +158,9 @@ impl Store {
         let mut dicts = Dicts::default();
         // The source and topic pairs this commit stores first.
         let mut routes = Routes::default();
+        // The events this commit writes, by position: their payloads become its rows once
+        // it is durable, and stay with the events for a retry when it fails.
+        let mut written = Vec::new();
         // Rows deleted in this commit: `meta.next_seq` is then written too, since the highest
         // seq may be among them. Otherwise the highest row tells it ([`Store::open`]), and a
         // commit of appends touches no meta page.
@@ -95,11 +174,10 @@ impl Store {
             let mut upsert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO handovers (source, key, seq, valid) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            let mut size_hint = 512;
-            for new in events.iter_mut() {
-                let valid = new.event.kind == Kind::Scan;
+            for (at, new) in events.iter_mut().enumerate() {
+                let valid = new.kind == Kind::Scan;
                 if let Some(key) = &new.handover {
-                    let source = &new.event.source;
+                    let source = &new.source;
                     let last = handovers
                         .get(&**source)
                         .or_else(|| self.handovers.get(&**source));
@@ -112,13 +190,8 @@ impl Store {
                         continue;
                     }
                 }
-                new.event.seq = t.next_seq;
-                // Sized like the one before: a payload grown from serde_json's 128 bytes
-                // took three reallocations.
-                let mut payload = Vec::with_capacity(size_hint);
-                serde_json::to_writer(&mut payload, &new.event)?;
-                size_hint = payload.len().next_multiple_of(64).max(size_hint);
-                let len = payload.len() as u64;
+                new.set_seq(t.next_seq);
+                let len = new.payload().len() as u64;
                 if !make_room(
                     &tx,
                     &limits,
@@ -130,34 +203,28 @@ impl Store {
                     break;
                 }
                 let seq = t.next_seq;
-                let e = &new.event;
                 let hint = Hint {
-                    id: e.id,
+                    id: new.id,
                     seq,
-                    captured_ms: e.captured_ms,
+                    captured_ms: new.captured_ms,
                 };
-                let (dict, stored) = dicts.pack(&tx, &self.packer, &new.topic, &payload, &hint)?;
-                let route = route(&tx, &self.routes, &mut routes, &e.source, &new.topic)?;
+                let (dict, stored) =
+                    dicts.pack(&tx, &self.packer, &new.topic, new.payload(), &hint)?;
+                let route = route(&tx, &self.routes, &mut routes, &new.source, &new.topic)?;
                 ins.execute(params![
                     seq,
-                    ids::stored(&e.id, e.captured_ms),
+                    ids::stored(&new.id, new.captured_ms),
                     route,
-                    e.captured_ms,
+                    new.captured_ms,
                     len,
                     stored,
                     dict,
                     PUBLISHED_PLACEHOLDER
                 ])?;
-                out.rows.push(Row {
-                    seq,
-                    id: id_text(&e.id),
-                    source: e.source.clone(),
-                    topic: new.topic.clone(),
-                    payload: payload.into(),
-                });
+                written.push((at, seq));
                 if let Some(key) = &new.handover {
-                    upsert.execute(params![e.source, key, seq, valid])?;
-                    handovers.insert(e.source.to_string(), (key.clone(), seq, valid));
+                    upsert.execute(params![new.source, key, seq, valid])?;
+                    handovers.insert(new.source.to_string(), (key.clone(), seq, valid));
                 }
                 out.accepted.push(Accepted {
                     seq,
@@ -188,6 +255,19 @@ impl Store {
             set_meta(&tx, "dropped_total", t.dropped_total)?;
         }
         tx.commit()?;
+        out.rows = written
+            .into_iter()
+            .map(|(at, seq)| {
+                let new = &mut events[at];
+                Row {
+                    seq,
+                    id: id_text(&new.id),
+                    source: new.source.clone(),
+                    topic: new.topic.clone(),
+                    payload: std::mem::take(&mut new.payload).into(),
+                }
+            })
+            .collect();
         self.totals = t;
         self.handovers.extend(handovers);
         self.packer.extend(dicts.current);

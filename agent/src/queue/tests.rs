@@ -31,34 +31,45 @@ pub(super) fn gs1_code(serial: u64) -> String {
 }
 
 pub(super) fn event(text: &str) -> NewEvent {
-    NewEvent {
-        event: Event {
-            schema: crate::event::SCHEMA,
-            // An id of the capture time, as the processor makes them ([`super::ids`]).
-            id: Uuid::new_v7(Timestamp::from_unix(NoContext, 1_795_000_000, 0)),
-            seq: 0,
-            kind: Kind::Scan,
-            captured_at: "2026-11-21T10:00:00.000Z".into(),
-            captured_ms: 1_795_000_000_000,
-            agent: "a".into(),
-            site: "s".into(),
-            line: "l".into(),
-            station: "st".into(),
-            source: "src".into(),
-            code: Some(Code::from_bytes(text.as_bytes())),
-            symbology: None,
-            gs1: None,
-            validation: "none",
-            reason: None,
-            alarm: None,
-            duplicate: false,
-            attributes: Default::default(),
-            context: Default::default(),
-            context_rev: 0,
-        },
-        topic: "t/st/src/scan".into(),
-        handover: None,
-        captured: std::time::SystemTime::now(),
+    queued(event_of(text))
+}
+
+/// `event` as the processor hands it to the queue.
+pub(super) fn queued(event: Event) -> NewEvent {
+    NewEvent::new(
+        event,
+        "t/st/src/scan".into(),
+        None,
+        std::time::SystemTime::now(),
+        &mut 512,
+    )
+}
+
+/// A scan of `text`, before its payload is made.
+pub(super) fn event_of(text: &str) -> Event {
+    Event {
+        schema: crate::event::SCHEMA,
+        // An id of the capture time, as the processor makes them ([`super::ids`]).
+        id: Uuid::new_v7(Timestamp::from_unix(NoContext, 1_795_000_000, 0)),
+        seq: 0,
+        kind: Kind::Scan,
+        captured_at: "2026-11-21T10:00:00.000Z".into(),
+        captured_ms: 1_795_000_000_000,
+        agent: "a".into(),
+        site: "s".into(),
+        line: "l".into(),
+        station: "st".into(),
+        source: "src".into(),
+        code: Some(Code::from_bytes(text.as_bytes())),
+        symbology: None,
+        gs1: None,
+        validation: "none",
+        reason: None,
+        alarm: None,
+        duplicate: false,
+        attributes: Default::default(),
+        context: Default::default(),
+        context_rev: 0,
     }
 }
 
@@ -368,9 +379,10 @@ async fn fetch_skips_rows_whose_delete_is_not_yet_committed() {
 fn a_handover_committed_before_a_crash_is_not_committed_twice() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let with_key = |text: &str, key: &str| NewEvent {
-        handover: Some(key.into()),
-        ..event(text)
+    let with_key = |text: &str, key: &str| {
+        let mut e = event(text);
+        e.handover = Some(key.into());
+        e
     };
     {
         let mut s = Store::open(&path, limits(100, Overflow::Block)).unwrap();
@@ -456,7 +468,7 @@ fn confirmations_by_id_and_up_to_and_repeats_are_harmless() {
     let mut s = Store::open(&dir.path().join("q.db"), confirm_limits(100)).unwrap();
     let mut batch = [event("a"), event("b"), event("c"), event("d")];
     s.commit(&mut batch, &[], NOW).unwrap();
-    let id_of_c = batch[2].event.id.to_string();
+    let id_of_c = batch[2].id.to_string();
     s.commit(&mut [], &[1, 2, 3, 4], NOW).unwrap();
     let by_id = Confirmation {
         ids: vec![id_of_c, "not-an-id".into()],
@@ -485,21 +497,21 @@ fn confirmations_by_id_and_up_to_and_repeats_are_harmless() {
 fn ids_are_stored_without_their_capture_time_and_come_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Store::open(&dir.path().join("q.db"), confirm_limits(100)).unwrap();
-    let mut other_time = event(&gs1_code(2));
-    other_time.event.id = Uuid::now_v7();
+    let mut other_time = event_of(&gs1_code(2));
+    other_time.id = Uuid::now_v7();
     // Same last 10 bytes as the first event's id, another capture time and id time.
-    let mut look_alike = event(&gs1_code(3));
-    look_alike.event.captured_ms += 1;
-    let mut bytes = *look_alike.event.id.as_bytes();
+    let mut look_alike = event_of(&gs1_code(3));
+    look_alike.captured_ms += 1;
+    let mut bytes = *look_alike.id.as_bytes();
     bytes[6..].copy_from_slice(&Uuid::nil().as_bytes()[6..]);
     bytes[5] += 1;
-    look_alike.event.id = Uuid::from_bytes(bytes);
-    let mut first = event(&gs1_code(1));
-    let mut bytes = *first.event.id.as_bytes();
+    look_alike.id = Uuid::from_bytes(bytes);
+    let mut first = event_of(&gs1_code(1));
+    let mut bytes = *first.id.as_bytes();
     bytes[6..].copy_from_slice(&Uuid::nil().as_bytes()[6..]);
-    first.event.id = Uuid::from_bytes(bytes);
-    let mut batch = [first, other_time, look_alike];
-    let ids: Vec<String> = batch.iter().map(|e| e.event.id.to_string()).collect();
+    first.id = Uuid::from_bytes(bytes);
+    let mut batch = [first, other_time, look_alike].map(queued);
+    let ids: Vec<String> = batch.iter().map(|e| e.id.to_string()).collect();
     let committed = s.commit(&mut batch, &[], NOW).unwrap().rows;
     let lengths: Vec<(u64, i64)> = s
         .conn
@@ -1175,4 +1187,21 @@ async fn a_fetch_from_the_front_starts_where_the_queued_rows_begin() {
     );
     drop(queue);
     writer.join().unwrap();
+}
+
+#[test]
+fn a_payload_carries_the_seq_of_its_commit_and_a_retry_rewrites_it() {
+    for text in [gs1_code(7), r#"{"seq":0,}"#.to_string()] {
+        let e = event_of(&text);
+        let mut new = queued(e.clone());
+        for seq in [1, 1_234_567, 42, u64::MAX, 0] {
+            new.set_seq(seq);
+            let mut expected = e.clone();
+            expected.seq = seq;
+            assert_eq!(
+                std::str::from_utf8(new.payload()).unwrap(),
+                serde_json::to_string(&expected).unwrap()
+            );
+        }
+    }
 }

@@ -556,13 +556,13 @@ impl Writer {
                     match done.accepted.get(i) {
                         Some(a) => {
                             if !a.repeated {
-                                tally(&mut per_source, &event.event.source);
+                                tally(&mut per_source, &event.source);
                                 let latency =
                                     now.duration_since(event.captured).unwrap_or_default();
                                 self.metrics.scan_to_commit.observe(latency.as_secs_f64());
                             }
                             if a.repeated {
-                                tracing::info!(source = %event.event.source, seq = a.seq, "handover already committed before a restart; acknowledging it again");
+                                tracing::info!(source = %event.source, seq = a.seq, "handover already committed before a restart; acknowledging it again");
                             }
                             let _ = reply.send(Verdict::Committed {
                                 seq: a.seq,
