@@ -50,39 +50,16 @@ pub fn publish(
     connection.eventloop.set_network_options(net);
     let (connected_tx, connected_rx) = mpsc::channel::<()>();
     let deadline = Instant::now() + timeout;
-    let poller = std::thread::Builder::new()
-        .name("bench-raw-poll".into())
-        .spawn(move || {
-            let mut acks = 0u64;
-            let mut last = 0u64;
-            let mut connected = Some(connected_tx);
-            for event in connection.iter() {
-                match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        if let Some(tx) = connected.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::PubAck(_))) => {
-                        acks += 1;
-                        last = now_ns();
-                        if acks == n {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-                if Instant::now() >= deadline {
-                    break;
-                }
-            }
-            (acks, last)
-        })
-        .map_err(|e| e.to_string())?;
-    connected_rx
-        .recv_timeout(Duration::from_secs(10))
-        .map_err(|_| "the raw publisher did not connect")?;
+    let poller = spawn_poller(move || {
+        let seen = connection.iter().map(|e| match e {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => Seen::ConnAck,
+            Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
+            Ok(_) => Seen::Other,
+            Err(_) => Seen::Failed,
+        });
+        count_acks(seen, n, deadline, connected_tx)
+    })?;
+    wait_connected(&connected_rx)?;
     let mut p = payload.to_vec();
     let first = now_ns();
     for i in 0..n {
@@ -120,39 +97,16 @@ fn publish_v5(
     let (client, mut connection) = v5::Client::new(o, usize::from(inflight) + 16);
     let (connected_tx, connected_rx) = mpsc::channel::<()>();
     let deadline = Instant::now() + timeout;
-    let poller = std::thread::Builder::new()
-        .name("bench-raw-poll".into())
-        .spawn(move || {
-            let mut acks = 0u64;
-            let mut last = 0u64;
-            let mut connected = Some(connected_tx);
-            for event in connection.iter() {
-                match event {
-                    Ok(v5::Event::Incoming(v5::Incoming::ConnAck(_))) => {
-                        if let Some(tx) = connected.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Ok(v5::Event::Incoming(v5::Incoming::PubAck(_))) => {
-                        acks += 1;
-                        last = now_ns();
-                        if acks == n {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-                if Instant::now() >= deadline {
-                    break;
-                }
-            }
-            (acks, last)
-        })
-        .map_err(|e| e.to_string())?;
-    connected_rx
-        .recv_timeout(Duration::from_secs(10))
-        .map_err(|_| "the raw publisher did not connect")?;
+    let poller = spawn_poller(move || {
+        let seen = connection.iter().map(|e| match e {
+            Ok(v5::Event::Incoming(v5::Incoming::ConnAck(_))) => Seen::ConnAck,
+            Ok(v5::Event::Incoming(v5::Incoming::PubAck(_))) => Seen::PubAck,
+            Ok(_) => Seen::Other,
+            Err(_) => Seen::Failed,
+        });
+        count_acks(seen, n, deadline, connected_tx)
+    })?;
+    wait_connected(&connected_rx)?;
     let mut p = payload.to_vec();
     let first = now_ns();
     for i in 0..n {
@@ -185,6 +139,64 @@ fn publish_v5(
     let (acks, last) = poller.join().map_err(|_| "raw poll thread panicked")?;
     let _ = client.try_disconnect();
     finish(first, acks, last, n)
+}
+
+/// What the poll thread makes of one event of either protocol's connection.
+enum Seen {
+    ConnAck,
+    PubAck,
+    Other,
+    Failed,
+}
+
+/// Runs `poll` on the publisher's poll thread.
+fn spawn_poller(
+    poll: impl FnOnce() -> (u64, u64) + Send + 'static,
+) -> Result<std::thread::JoinHandle<(u64, u64)>, String> {
+    std::thread::Builder::new()
+        .name("bench-raw-poll".into())
+        .spawn(poll)
+        .map_err(|e| e.to_string())
+}
+
+/// Counts PUBACKs until `n`, a connection error or `deadline`; tells `connected` at the
+/// CONNACK. Returns the count and when the last arrived.
+fn count_acks(
+    seen: impl Iterator<Item = Seen>,
+    n: u64,
+    deadline: Instant,
+    connected: mpsc::Sender<()>,
+) -> (u64, u64) {
+    let (mut acks, mut last) = (0u64, 0u64);
+    let mut connected = Some(connected);
+    for event in seen {
+        match event {
+            Seen::ConnAck => {
+                if let Some(tx) = connected.take() {
+                    let _ = tx.send(());
+                }
+            }
+            Seen::PubAck => {
+                acks += 1;
+                last = now_ns();
+                if acks == n {
+                    break;
+                }
+            }
+            Seen::Other => {}
+            Seen::Failed => break,
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    (acks, last)
+}
+
+fn wait_connected(connected: &mpsc::Receiver<()>) -> Result<(), String> {
+    connected
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "the raw publisher did not connect".to_string())
 }
 
 fn finish(first: u64, acks: u64, last: u64, n: u64) -> Result<RawRun, String> {
