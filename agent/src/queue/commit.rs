@@ -50,8 +50,8 @@ const SEQ_ROOM: usize = 19;
 
 impl NewEvent {
     /// Serializes `event` (its seq is set at commit). `size_hint` is the capacity to start
-    /// from, updated to fit this payload: a payload grown from serde_json's 128 bytes took
-    /// three reallocations.
+    /// from, updated to fit this payload and its seq: a source's payloads are alike, and one
+    /// grown from serde_json's 128 bytes took three reallocations.
     pub fn new(
         mut event: Event,
         topic: Arc<str>,
@@ -63,9 +63,9 @@ impl NewEvent {
         let mut payload = Vec::with_capacity(*size_hint);
         // Cannot fail: the writer is a Vec and every map of an event has string keys.
         serde_json::to_writer(&mut payload, &event).expect("an event serializes to JSON");
-        *size_hint = (payload.len() + SEQ_ROOM)
-            .next_multiple_of(64)
-            .max(*size_hint);
+        // The last size, not the largest: one long code must not widen every payload after it
+        // (the published ones keep their capacity in memory).
+        *size_hint = (payload.len() + SEQ_ROOM).next_multiple_of(64);
         // The schema and the id come first and hold no `"seq":`, so the first one is the
         // field's.
         const SEQ_ZERO: &[u8] = b"\"seq\":0,";

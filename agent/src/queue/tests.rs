@@ -1205,3 +1205,20 @@ fn a_payload_carries_the_seq_of_its_commit_and_a_retry_rewrites_it() {
         }
     }
 }
+
+#[test]
+fn one_long_code_does_not_widen_the_payloads_after_it() {
+    let mut hint = 512;
+    let mut queue = |text: &str| {
+        NewEvent::new(
+            event_of(text),
+            "t/st/src/scan".into(),
+            None,
+            std::time::SystemTime::now(),
+            &mut hint,
+        );
+        hint
+    };
+    assert!(queue(&"x".repeat(50_000)) > 50_000);
+    assert!(queue("short") < 1024);
+}
