@@ -567,6 +567,7 @@ impl Bench<'_> {
         self.next_raw += n;
         self.expected_raw += n;
         let b0 = self.broker.pid().and_then(|p| proc_snap(p).ok());
+        let v5 = crate::agent::speaks_mqtt5(&self.o.overrides);
         let run = crate::raw::publish(
             self.broker.port,
             topic,
@@ -574,7 +575,7 @@ impl Bench<'_> {
             first,
             n,
             64,
-            crate::agent::speaks_mqtt5(&self.o.overrides),
+            v5,
             Duration::from_secs(n / 200 + 60),
         )?;
         if !wait_count(
@@ -596,7 +597,7 @@ impl Bench<'_> {
             sec,
             label,
             json!({"events": n, "rate_per_s": round(rate, 0), "puback_rate_per_s": round(ack_rate, 0), "broker_cpu_secs_per_10k": round(broker_cpu, 3)}),
-            &format!("raw rumqttc QoS 1 (inflight 64, {}): {rate:.0}/s at the subscriber ({ack_rate:.0}/s PUBACKs), mosquitto {broker_cpu:.2} s CPU/10k", if crate::agent::speaks_mqtt5(&self.o.overrides) { "MQTT 5 with the agent's properties" } else { "MQTT 3.1.1" }),
+            &format!("raw rumqttc QoS 1 (inflight 64, {}): {rate:.0}/s at the subscriber ({ack_rate:.0}/s PUBACKs), mosquitto {broker_cpu:.2} s CPU/10k", if v5 { "MQTT 5 with the agent's properties" } else { "MQTT 3.1.1" }),
         );
         Ok(rate)
     }

@@ -48,32 +48,22 @@ pub fn publish(
     let mut net = NetworkOptions::new();
     net.set_tcp_nodelay(true);
     connection.eventloop.set_network_options(net);
-    let (connected_tx, connected_rx) = mpsc::channel::<()>();
-    let deadline = Instant::now() + timeout;
-    let poller = spawn_poller(move || {
-        let seen = connection.iter().map(|e| match e {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => Seen::ConnAck,
-            Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
-            Ok(_) => Seen::Other,
-            Err(_) => Seen::Failed,
-        });
-        count_acks(seen, n, deadline, connected_tx)
-    })?;
-    wait_connected(&connected_rx)?;
-    let mut p = payload.to_vec();
-    let first = now_ns();
-    for i in 0..n {
-        set_seq(&mut p, first_seq + i);
-        if client
-            .publish(topic, QoS::AtLeastOnce, false, p.clone())
-            .is_err()
-        {
-            break;
-        }
-    }
-    let (acks, last) = poller.join().map_err(|_| "raw poll thread panicked")?;
+    let seen = |e: Result<Event, rumqttc::ConnectionError>| match e {
+        Ok(Event::Incoming(Packet::ConnAck(_))) => Seen::ConnAck,
+        Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
+        Ok(_) => Seen::Other,
+        Err(_) => Seen::Failed,
+    };
+    let run = publish_all(
+        payload,
+        first_seq,
+        n,
+        timeout,
+        move |deadline, connected| count_acks(connection.iter().map(seen), n, deadline, connected),
+        |p, _| client.publish(topic, QoS::AtLeastOnce, false, p).is_ok(),
+    );
     let _ = client.try_disconnect();
-    finish(first, acks, last, n)
+    run
 }
 
 /// [`publish`] over MQTT 5, each message with the properties the agent gives an event.
@@ -95,50 +85,38 @@ fn publish_v5(
     net.set_tcp_nodelay(true);
     o.set_network_options(net);
     let (client, mut connection) = v5::Client::new(o, usize::from(inflight) + 16);
-    let (connected_tx, connected_rx) = mpsc::channel::<()>();
-    let deadline = Instant::now() + timeout;
-    let poller = spawn_poller(move || {
-        let seen = connection.iter().map(|e| match e {
-            Ok(v5::Event::Incoming(v5::Incoming::ConnAck(_))) => Seen::ConnAck,
-            Ok(v5::Event::Incoming(v5::Incoming::PubAck(_))) => Seen::PubAck,
-            Ok(_) => Seen::Other,
-            Err(_) => Seen::Failed,
-        });
-        count_acks(seen, n, deadline, connected_tx)
-    })?;
-    wait_connected(&connected_rx)?;
-    let mut p = payload.to_vec();
-    let first = now_ns();
-    for i in 0..n {
-        let seq = first_seq + i;
-        set_seq(&mut p, seq);
-        // The agent's: the event id (a UUID's 36 characters), the seq and the schema.
-        let props = PublishProperties {
-            payload_format_indicator: Some(1),
-            content_type: Some("application/json".into()),
-            user_properties: vec![
-                ("id".into(), format!("00000000-0000-7000-8000-{seq:012x}")),
-                ("seq".into(), seq.to_string()),
-                ("schema".into(), "tracegate.event/1".into()),
-            ],
-            ..Default::default()
-        };
-        if client
-            .publish_with_properties(
-                topic,
-                v5::mqttbytes::QoS::AtLeastOnce,
-                false,
-                p.clone(),
-                props,
-            )
-            .is_err()
-        {
-            break;
-        }
-    }
-    let (acks, last) = poller.join().map_err(|_| "raw poll thread panicked")?;
+    let seen = |e: Result<v5::Event, v5::ConnectionError>| match e {
+        Ok(v5::Event::Incoming(v5::Incoming::ConnAck(_))) => Seen::ConnAck,
+        Ok(v5::Event::Incoming(v5::Incoming::PubAck(_))) => Seen::PubAck,
+        Ok(_) => Seen::Other,
+        Err(_) => Seen::Failed,
+    };
+    // The agent's: the event id (a UUID's 36 characters), the seq and the schema.
+    let props = |seq: u64| PublishProperties {
+        payload_format_indicator: Some(1),
+        content_type: Some("application/json".into()),
+        user_properties: vec![
+            ("id".into(), format!("00000000-0000-7000-8000-{seq:012x}")),
+            ("seq".into(), seq.to_string()),
+            ("schema".into(), "tracegate.event/1".into()),
+        ],
+        ..Default::default()
+    };
+    let run = publish_all(
+        payload,
+        first_seq,
+        n,
+        timeout,
+        move |deadline, connected| count_acks(connection.iter().map(seen), n, deadline, connected),
+        |p, seq| {
+            let qos = v5::mqttbytes::QoS::AtLeastOnce;
+            client
+                .publish_with_properties(topic, qos, false, p, props(seq))
+                .is_ok()
+        },
+    );
     let _ = client.try_disconnect();
-    finish(first, acks, last, n)
+    run
 }
 
 /// What the poll thread makes of one event of either protocol's connection.
@@ -149,14 +127,44 @@ enum Seen {
     Failed,
 }
 
-/// Runs `poll` on the publisher's poll thread.
-fn spawn_poller(
-    poll: impl FnOnce() -> (u64, u64) + Send + 'static,
-) -> Result<std::thread::JoinHandle<(u64, u64)>, String> {
-    std::thread::Builder::new()
+/// Either protocol's run: `poll` counts the PUBACKs on the poll thread ([`count_acks`]);
+/// once it saw the CONNACK, `send` publishes the `n` messages, `payload` with seqs
+/// `first_seq..`, until it fails.
+fn publish_all(
+    payload: &[u8],
+    first_seq: u64,
+    n: u64,
+    timeout: Duration,
+    poll: impl FnOnce(Instant, mpsc::Sender<()>) -> (u64, u64) + Send + 'static,
+    mut send: impl FnMut(Vec<u8>, u64) -> bool,
+) -> Result<RawRun, String> {
+    let (connected_tx, connected_rx) = mpsc::channel::<()>();
+    let deadline = Instant::now() + timeout;
+    let poller = std::thread::Builder::new()
         .name("bench-raw-poll".into())
-        .spawn(poll)
-        .map_err(|e| e.to_string())
+        .spawn(move || poll(deadline, connected_tx))
+        .map_err(|e| e.to_string())?;
+    connected_rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "the raw publisher did not connect")?;
+    let mut p = payload.to_vec();
+    let first = now_ns();
+    for i in 0..n {
+        let seq = first_seq + i;
+        set_seq(&mut p, seq);
+        if !send(p.clone(), seq) {
+            break;
+        }
+    }
+    let (acks, last) = poller.join().map_err(|_| "raw poll thread panicked")?;
+    if acks < n {
+        return Err(format!("the raw publisher got {acks} of {n} PUBACKs"));
+    }
+    Ok(RawRun {
+        first_publish_ns: first,
+        last_ack_ns: last,
+        acks,
+    })
 }
 
 /// Counts PUBACKs until `n`, a connection error or `deadline`; tells `connected` at the
@@ -191,21 +199,4 @@ fn count_acks(
         }
     }
     (acks, last)
-}
-
-fn wait_connected(connected: &mpsc::Receiver<()>) -> Result<(), String> {
-    connected
-        .recv_timeout(Duration::from_secs(10))
-        .map_err(|_| "the raw publisher did not connect".to_string())
-}
-
-fn finish(first: u64, acks: u64, last: u64, n: u64) -> Result<RawRun, String> {
-    if acks < n {
-        return Err(format!("the raw publisher got {acks} of {n} PUBACKs"));
-    }
-    Ok(RawRun {
-        first_publish_ns: first,
-        last_ack_ns: last,
-        acks,
-    })
 }
