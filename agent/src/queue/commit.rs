@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, Transaction, params};
-
 use uuid::Uuid;
 
 use super::ids;
@@ -81,7 +80,7 @@ impl NewEvent {
             seq_len: 1,
             id: event.id,
             kind: event.kind,
-            source: event.source.clone(),
+            source: event.source,
             captured_ms: event.captured_ms,
             topic,
             handover,
