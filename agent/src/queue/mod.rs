@@ -63,9 +63,11 @@
 //! - **Deliveries are written lazily**: a PUBACK'd seq is kept in memory (and never fetched
 //!   again) and written with the next commit of appends, where its row is usually on a page
 //!   that commit rewrites anyway; without appends, after [`writer::DELIVERIES_AFTER`], once
-//!   [`writer::DELIVERIES_AT_MOST`] wait, or at once when the queue is full. A crash loses at
-//!   most those marks: the events are published again with the same id, seq and bytes, which
-//!   at-least-once allows and consumers deduplicate on.
+//!   [`writer::DELIVERIES_AT_MOST`] wait, or at once when the queue is full. They wait in an
+//!   inbox the writer takes with its next commit; only the first since it last took them (and
+//!   the one that makes the most) wakes the writer. A crash loses at most those marks: the
+//!   events are published again with the same id, seq and bytes, which at-least-once allows
+//!   and consumers deduplicate on.
 //! - **After a crash** SQLite's WAL recovery keeps exactly the committed transactions; the
 //!   publisher starts again from the lowest seq, so unacknowledged events are published again
 //!   with the same id, seq and bytes.

@@ -705,6 +705,63 @@ async fn deliveries_wait_for_the_next_append_and_are_never_fetched_again() {
 }
 
 #[tokio::test]
+async fn deliveries_that_reach_the_most_allowed_to_wait_are_written_at_once() {
+    use super::writer::{DELIVERIES_AFTER, DELIVERIES_AT_MOST};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let n = DELIVERIES_AT_MOST as u64 + 100;
+    let store = Store::open(&path, limits(2 * n, Overflow::Block)).unwrap();
+    let (queue, writer) = super::spawn(
+        store,
+        Duration::from_millis(2),
+        512,
+        Default::default(),
+        None,
+    );
+    let mut last = None;
+    for i in 0..n {
+        let (tx, rx) = oneshot::channel();
+        queue.append(event(&i.to_string()), tx).await.unwrap();
+        last = Some(rx);
+    }
+    last.unwrap().await.unwrap();
+    let depth = || {
+        Store::open_existing(&path, limits(2 * n, Overflow::Block))
+            .unwrap()
+            .stats()
+            .unwrap()
+            .depth
+    };
+    // In batches, as PUBACKs come: only the first wakes the writer, and those after it wait
+    // with it. One short of the most allowed to wait, nothing is written...
+    let most = DELIVERIES_AT_MOST as u64;
+    for from in (1..most).step_by(100) {
+        queue
+            .delivered((from..(from + 100).min(most)).collect())
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(DELIVERIES_AFTER / 4).await;
+    assert_eq!(depth(), n);
+    // ...the one that makes it has all of them written at once: well before the first
+    // waited out DELIVERIES_AFTER (three quarters of it from now).
+    let asked = std::time::Instant::now();
+    queue.delivered(vec![most]).await.unwrap();
+    while depth() != n - most {
+        assert!(
+            asked.elapsed() < DELIVERIES_AFTER / 2,
+            "the deliveries were not written at once"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Never fetched again; the rest still are.
+    let rows = queue.fetch(0, 10).await.unwrap();
+    assert_eq!(rows[0].seq, most + 1);
+    drop(queue);
+    writer.join().unwrap();
+}
+
+#[tokio::test]
 async fn a_full_batch_commits_without_waiting_out_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("q.db"), limits(1000, Overflow::Block)).unwrap();

@@ -32,7 +32,9 @@ struct Append {
 }
 
 enum Control {
-    Delivered(Vec<u64>),
+    /// Deliveries wait in [`Deliveries::inbox`]: the first since the writer last took them,
+    /// or enough of them.
+    Delivered,
     Confirm {
         confirmation: Confirmation,
         reply: oneshot::Sender<Result<Confirmed, String>>,
@@ -67,7 +69,7 @@ pub struct Queue {
     /// behind the writer's commits.
     reader: Arc<Mutex<(rusqlite::Connection, DictCache)>>,
     /// Seqs delivered but not yet written as such; fetches skip them.
-    deleting: Arc<Mutex<HashSet<u64>>>,
+    deliveries: Arc<Mutex<Deliveries>>,
     /// No queued row has a lower seq ([`Store::queued_from`], kept by the writer): a fetch
     /// from further back (a publisher that starts over) begins here instead of walking the
     /// delivered rows kept for replay.
@@ -89,17 +91,28 @@ impl Queue {
     }
 
     /// Marks events delivered (the broker acknowledged them); the next commit records it.
-    pub async fn delivered(&self, mut seqs: Vec<u64>) -> Result<(), QueueClosed> {
+    /// Only the first delivery since the writer last took them (and the one that makes
+    /// [`DELIVERIES_AT_MOST`]) wakes the writer: the others wait in the inbox for the commit
+    /// it has scheduled, instead of waking it once a batch of PUBACKs.
+    pub async fn delivered(&self, seqs: Vec<u64>) -> Result<(), QueueClosed> {
         lock(&self.tail).delivered(&seqs);
-        // Skipped by fetches from now on, before the writer hears of them.
-        {
-            let mut deleting = lock(&self.deleting);
-            seqs.retain(|s| deleting.insert(*s));
+        let wake = {
+            // Skipped by fetches from now on, before the writer takes them.
+            let d = &mut *lock(&self.deliveries);
+            let before = d.inbox.len();
+            d.inbox
+                .extend(seqs.into_iter().filter(|s| d.seqs.insert(*s)));
+            let after = d.inbox.len();
+            (before == 0 && after > 0)
+                || (before < DELIVERIES_AT_MOST && after >= DELIVERIES_AT_MOST)
+        };
+        if wake {
+            self.control
+                .send(Control::Delivered)
+                .await
+                .map_err(|_| QueueClosed)?;
         }
-        self.control
-            .send(Control::Delivered(seqs))
-            .await
-            .map_err(|_| QueueClosed)
+        Ok(())
     }
 
     /// Up to `limit` undelivered events with seq > `after`, in order, without those delivered
@@ -109,11 +122,11 @@ impl Queue {
         if let Some(rows) = lock(&self.tail).fetch(after, limit) {
             return Ok(rows);
         }
-        let (reader, deleting) = (self.reader.clone(), self.deleting.clone());
+        let (reader, deliveries) = (self.reader.clone(), self.deliveries.clone());
         let after = after.max(self.queued_floor.load(Ordering::Acquire).saturating_sub(1));
         tokio::task::spawn_blocking(move || {
             let (conn, dicts) = &mut *lock(&reader);
-            read_undelivered(conn, dicts, &deleting, after, limit)
+            read_undelivered(conn, dicts, &deliveries, after, limit)
         })
         .await
         .map_err(|_| QueueClosed)?
@@ -201,6 +214,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Delivered seqs not yet written as such.
+#[derive(Default)]
+struct Deliveries {
+    /// Every one: fetches skip them. A seq leaves once the commit that marks it is durable.
+    seqs: HashSet<u64>,
+    /// Those the writer has not taken yet; it takes them with its next commit.
+    inbox: Vec<u64>,
+}
+
 /// Reads undelivered rows after `after`, skipping those delivered but not yet written. The
 /// set is copied before the read starts: a seq the writer writes as delivered and then takes
 /// out of the set during the read is either still in the copy or already marked in what the
@@ -208,11 +230,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn read_undelivered(
     conn: &rusqlite::Connection,
     dicts: &mut DictCache,
-    deleting: &Mutex<HashSet<u64>>,
+    deliveries: &Mutex<Deliveries>,
     mut after: u64,
     limit: usize,
 ) -> Result<Vec<Row>, super::StoreError> {
-    let skip = lock(deleting).clone();
+    let skip = lock(deliveries).seqs.clone();
     let mut out = Vec::with_capacity(limit);
     loop {
         let rows = super::store::fetch(conn, dicts, after, limit)?;
@@ -252,7 +274,7 @@ pub fn spawn(
     let (replays_tx, replays_rx) = watch::channel(0);
     let (failing_tx, failing_rx) = watch::channel(false);
     let tail = Arc::new(Mutex::new(Tail::default()));
-    let deleting = Arc::new(Mutex::new(HashSet::new()));
+    let deliveries = Arc::new(Mutex::new(Deliveries::default()));
     let queued_floor = Arc::new(AtomicU64::new(store.queued_from()));
     let reader = Arc::new(Mutex::new((
         store.reader().expect("a reader of the queue just opened"),
@@ -278,7 +300,7 @@ pub fn spawn(
         replays: replays_tx,
         pending: Vec::new(),
         deletes: Vec::new(),
-        deleting: deleting.clone(),
+        deliveries: deliveries.clone(),
         queued_floor: queued_floor.clone(),
         deletes_since: None,
         stalled: false,
@@ -306,7 +328,7 @@ pub fn spawn(
         failing: failing_rx,
         tail,
         reader,
-        deleting,
+        deliveries,
         queued_floor,
     };
     (queue, handle)
@@ -330,13 +352,13 @@ struct Writer {
     replays: watch::Sender<u64>,
     /// Appends waiting for the next commit (at most `batch`).
     pending: Vec<Append>,
-    /// Delivered seqs to write in the next commit. The shared set holds them too (and those
-    /// on their way here), so fetches skip them; a seq leaves it once its commit is durable.
+    /// Delivered seqs taken from the inbox for the commit being made, or kept for the retry
+    /// of one that failed.
     deletes: Vec<u64>,
-    deleting: Arc<Mutex<HashSet<u64>>>,
+    deliveries: Arc<Mutex<Deliveries>>,
     /// The store's `queued_from`, for the readers ([`Queue::fetch`]).
     queued_floor: Arc<AtomicU64>,
-    /// When the oldest of `deletes` arrived.
+    /// Since when deliveries wait (in `deletes` or the inbox).
     deletes_since: Option<Instant>,
     /// The last commit left appends pending for lack of room; wait for deletes.
     stalled: bool,
@@ -422,8 +444,9 @@ impl Writer {
     /// Deliveries must be written now, not only with the next appends: enough wait, the oldest
     /// waited long enough, or the room they free is needed.
     fn deliveries_due(&self) -> bool {
-        !self.deletes.is_empty()
-            && (self.deletes.len() >= DELIVERIES_AT_MOST
+        let waiting = self.deletes.len() + lock(&self.deliveries).inbox.len();
+        waiting > 0
+            && (waiting >= DELIVERIES_AT_MOST
                 || self.stalled
                 || self.store.is_full()
                 || self
@@ -486,11 +509,10 @@ impl Writer {
                 let _ = reply.send(n);
                 self.update_full();
             }
-            Control::Delivered(seqs) => {
+            Control::Delivered => {
+                // The seqs stay in the inbox until the commit takes them.
                 self.stalled = false;
                 self.deletes_since.get_or_insert_with(Instant::now);
-                // Already in `deleting` ([`Queue::delivered`]), each once.
-                self.deletes.extend(seqs);
             }
             Control::Stats(reply) => {
                 let stats = self.store.stats().map_err(|e| e.to_string());
@@ -504,7 +526,11 @@ impl Writer {
     /// One transaction for everything pending, deliveries included. Appends that did not fit
     /// (block) stay pending.
     fn commit(&mut self) {
+        // Each seq once (the inbox only takes seqs new to the set).
+        self.deletes.append(&mut lock(&self.deliveries).inbox);
         if self.pending.is_empty() && self.deletes.is_empty() {
+            // A wake for deliveries an earlier commit took.
+            self.deletes_since = None;
             return;
         }
         let mut events: Vec<NewEvent> = Vec::new();
@@ -533,9 +559,9 @@ impl Writer {
                 }
                 {
                     // Only what this commit wrote: others may have been added meanwhile.
-                    let mut deleting = lock(&self.deleting);
+                    let mut deliveries = lock(&self.deliveries);
                     for s in self.deletes.drain(..) {
-                        deleting.remove(&s);
+                        deliveries.seqs.remove(&s);
                     }
                 }
                 self.deletes_since = None;
