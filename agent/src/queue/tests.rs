@@ -654,11 +654,13 @@ fn retention_is_pruned_in_steps_down_to_its_limit() {
     assert_eq!(s.commit(&mut [event("z")], &[], NOW).unwrap().seqs(), [132]);
 }
 
-#[tokio::test]
-async fn deliveries_wait_for_the_next_append_and_are_never_fetched_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let store = Store::open(&path, limits(1000, Overflow::Block)).unwrap();
+/// A writer (2 ms window, batches of 512) on a new queue at `path`, with `n` events committed.
+async fn writer_with(
+    path: &std::path::Path,
+    limits: Limits,
+    n: u64,
+) -> (super::Queue, std::thread::JoinHandle<()>) {
+    let store = Store::open(path, limits).unwrap();
     let (queue, writer) = super::spawn(
         store,
         Duration::from_millis(2),
@@ -667,12 +669,22 @@ async fn deliveries_wait_for_the_next_append_and_are_never_fetched_again() {
         None,
     );
     let mut last = None;
-    for i in 0..400 {
+    for i in 0..n {
         let (tx, rx) = oneshot::channel();
         queue.append(event(&i.to_string()), tx).await.unwrap();
         last = Some(rx);
     }
-    last.unwrap().await.unwrap();
+    if let Some(rx) = last {
+        rx.await.unwrap();
+    }
+    (queue, writer)
+}
+
+#[tokio::test]
+async fn deliveries_wait_for_the_next_append_and_are_never_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let (queue, writer) = writer_with(&path, limits(1000, Overflow::Block), 400).await;
     // 300 delivered: not written yet (no append, not a second old, fewer than the most
     // allowed to wait) but never fetched again, and a fetch still fills its limit.
     queue.delivered((1..=300).collect()).await.unwrap();
@@ -710,21 +722,7 @@ async fn deliveries_that_reach_the_most_allowed_to_wait_are_written_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     let n = DELIVERIES_AT_MOST as u64 + 100;
-    let store = Store::open(&path, limits(2 * n, Overflow::Block)).unwrap();
-    let (queue, writer) = super::spawn(
-        store,
-        Duration::from_millis(2),
-        512,
-        Default::default(),
-        None,
-    );
-    let mut last = None;
-    for i in 0..n {
-        let (tx, rx) = oneshot::channel();
-        queue.append(event(&i.to_string()), tx).await.unwrap();
-        last = Some(rx);
-    }
-    last.unwrap().await.unwrap();
+    let (queue, writer) = writer_with(&path, limits(2 * n, Overflow::Block), n).await;
     let depth = || {
         Store::open_existing(&path, limits(2 * n, Overflow::Block))
             .unwrap()
