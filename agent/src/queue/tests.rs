@@ -739,15 +739,15 @@ async fn deliveries_that_reach_the_most_allowed_to_wait_are_written_at_once() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(DELIVERIES_AFTER / 4).await;
+    tokio::time::sleep(DELIVERIES_AFTER / 10).await;
     assert_eq!(depth(), n);
-    // ...the one that makes it has all of them written at once: well before the first
-    // waited out DELIVERIES_AFTER (three quarters of it from now).
+    // ...the one that makes it has all of them written at once, before the first waited out
+    // DELIVERIES_AFTER (nine tenths of it from now: a loaded machine only makes that later).
     let asked = std::time::Instant::now();
     queue.delivered(vec![most]).await.unwrap();
     while depth() != n - most {
         assert!(
-            asked.elapsed() < DELIVERIES_AFTER / 2,
+            asked.elapsed() < DELIVERIES_AFTER * 8 / 10,
             "the deliveries were not written at once"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
