@@ -88,12 +88,18 @@ impl NewEvent {
         }
     }
 
-    /// Writes `seq` into the payload (again, when a failed commit is retried).
+    /// Writes `seq` into the payload (again, when a failed commit is retried). Formatted on
+    /// the stack: this runs once an event in the commit.
     pub fn set_seq(&mut self, seq: u64) {
-        let digits = seq.to_string();
+        use std::io::Write;
+        let mut buf = [0u8; 20];
+        let mut rest = &mut buf[..];
+        write!(rest, "{seq}").expect("a u64 has at most 20 digits");
+        let len = 20 - rest.len();
         let at = self.seq_at;
-        self.payload.splice(at..at + self.seq_len, digits.bytes());
-        self.seq_len = digits.len();
+        self.payload
+            .splice(at..at + self.seq_len, buf[..len].iter().copied());
+        self.seq_len = len;
     }
 
     /// The payload as it is published.
